@@ -1,0 +1,270 @@
+"""Timeloop problem specifications: a shape (dimensions, coefficients, dataspace projections) and
+an instance (dimension bounds, coefficient values, per-dataspace bit widths).
+
+Shapes are data, not code paths: the dense CNN layer, the depthwise layer (no M) and anything a
+user writes are all `ProblemShape` values, so the engine and the mapper never special-case them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import SpecError, unknown_name_fix
+from .precision import DATASPACES, Precision
+from .yamlio import dump_yaml_file, load_yaml_file
+
+
+@dataclass(frozen=True)
+class ProjectionTerm:
+    """One term ``coefficient * dim`` of a dataspace rank (coefficient None means 1)."""
+
+    dim: str
+    coefficient: str | None = None
+
+
+@dataclass(frozen=True)
+class DataspaceShape:
+    """A tensor of the problem: each rank is a sum of projection terms over problem dimensions."""
+
+    name: str
+    projection: tuple[tuple[ProjectionTerm, ...], ...]
+    read_write: bool = False
+
+    @property
+    def dims(self) -> frozenset[str]:
+        """Problem dimensions this dataspace depends on (the others are its reuse dimensions)."""
+        return frozenset(term.dim for rank in self.projection for term in rank)
+
+
+@dataclass(frozen=True)
+class ProblemShape:
+    """Dimensions, coefficients with defaults, and dataspaces of a family of problems."""
+
+    name: str
+    dimensions: tuple[str, ...]
+    coefficients: tuple[tuple[str, int], ...]
+    dataspaces: tuple[DataspaceShape, ...]
+
+    @property
+    def dataspace_names(self) -> tuple[str, ...]:
+        return tuple(ds.name for ds in self.dataspaces)
+
+    def dataspace(self, name: str) -> DataspaceShape:
+        """The dataspace called ``name`` (SpecError naming the valid ones otherwise)."""
+        for ds in self.dataspaces:
+            if ds.name == name:
+                return ds
+        raise SpecError(f"unknown dataspace '{name}'", field="problem.shape.data-spaces",
+                        fix=unknown_name_fix(name, self.dataspace_names, "dataspaces"))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One concrete problem: shape, dimension bounds, coefficient values and bit widths."""
+
+    shape: ProblemShape
+    bounds: Mapping[str, int]
+    coefficients: Mapping[str, int] = field(default_factory=dict)
+    precision: Precision = Precision()
+
+    def __hash__(self) -> int:
+        return hash((self.shape, tuple(sorted(self.bounds.items())),
+                     tuple(sorted(self.coefficients.items())), self.precision))
+
+    @property
+    def macs(self) -> int:
+        """Number of multiply-accumulates: the product of all dimension bounds."""
+        total = 1
+        for dim in self.shape.dimensions:
+            total *= self.bounds[dim]
+        return total
+
+    def dataspace(self, name: str) -> DataspaceShape:
+        return self.shape.dataspace(name)
+
+    def coefficient(self, name: str | None) -> int:
+        """Value of a projection coefficient (1 for a bare dimension)."""
+        return 1 if name is None else self.coefficients[name]
+
+    def rank_extent(self, rank: tuple[ProjectionTerm, ...], bounds: Mapping[str, int]) -> int:
+        """Extent of one dataspace rank for the given (tile) bounds: sum c*(b-1) + 1."""
+        return sum(self.coefficient(t.coefficient) * (bounds[t.dim] - 1) for t in rank) + 1
+
+    def dataspace_size(self, name: str, bounds: Mapping[str, int] | None = None) -> int:
+        """Number of distinct elements of a dataspace touched by ``bounds`` (default: whole)."""
+        bounds = self.bounds if bounds is None else bounds
+        size = 1
+        for rank in self.dataspace(name).projection:
+            size *= self.rank_extent(rank, bounds)
+        return size
+
+    def with_precision(self, precision: Precision) -> "Problem":
+        """The same problem at other bit widths."""
+        return Problem(self.shape, self.bounds, self.coefficients, precision)
+
+
+_COEFFS = (("Wstride", 1), ("Hstride", 1), ("Wdilation", 1), ("Hdilation", 1))
+_INPUT_W = (ProjectionTerm("R", "Wdilation"), ProjectionTerm("P", "Wstride"))
+_INPUT_H = (ProjectionTerm("S", "Hdilation"), ProjectionTerm("Q", "Hstride"))
+
+
+def _ranks(*dims: str) -> tuple[tuple[ProjectionTerm, ...], ...]:
+    return tuple((ProjectionTerm(d),) for d in dims)
+
+
+CNN_LAYER_SHAPE = ProblemShape(
+    name="CNN-Layer",
+    dimensions=("C", "M", "R", "S", "N", "P", "Q"),
+    coefficients=_COEFFS,
+    dataspaces=(
+        DataspaceShape("Weights", _ranks("C", "M", "R", "S")),
+        DataspaceShape("Inputs", _ranks("N", "C") + (_INPUT_W, _INPUT_H)),
+        DataspaceShape("Outputs", _ranks("N", "M", "Q", "P"), read_write=True),
+    ),
+)
+
+DEPTHWISE_SHAPE = ProblemShape(
+    name="Depthwise-CNN-Layer",
+    dimensions=("C", "P", "Q", "R", "S", "N"),
+    coefficients=_COEFFS,
+    dataspaces=(
+        DataspaceShape("Weights", _ranks("C", "R", "S")),
+        DataspaceShape("Inputs", _ranks("N", "C") + (_INPUT_W, _INPUT_H)),
+        DataspaceShape("Outputs", _ranks("N", "C", "P", "Q"), read_write=True),
+    ),
+)
+
+BUILTIN_SHAPES = {"cnn-layer": CNN_LAYER_SHAPE, "cnn_layer": CNN_LAYER_SHAPE,
+                  "depthwise-cnn-layer": DEPTHWISE_SHAPE, "depthwise": DEPTHWISE_SHAPE}
+
+
+def _parse_term(raw: Any, dims: tuple[str, ...], coeffs: dict[str, int], where: str,
+                source: str | None) -> ProjectionTerm:
+    """A term is [dim] or [dim, coefficient] (either order is accepted, resolved by name)."""
+    if not isinstance(raw, list) or not 1 <= len(raw) <= 2:
+        raise SpecError(f"projection term {raw!r} is not [dim] or [dim, coefficient]", file=source,
+                        field=where, fix="write terms like [R, Wdilation] or [C]")
+    names = [str(x) for x in raw]
+    dim_names = [n for n in names if n in dims]
+    coef_names = [n for n in names if n in coeffs]
+    if len(dim_names) != 1 or len(dim_names) + len(coef_names) != len(names):
+        bad = next((n for n in names if n not in dims and n not in coeffs), names[0])
+        raise SpecError(f"unknown dimension or coefficient '{bad}' in projection", file=source,
+                        field=where, fix=unknown_name_fix(bad, list(dims) + list(coeffs),
+                                                          "dimensions and coefficients"))
+    return ProjectionTerm(dim_names[0], coef_names[0] if coef_names else None)
+
+
+def shape_from_dict(data: Any, source: str | None = None) -> ProblemShape:
+    """Parse ``problem.shape`` (a built-in shape name or a full shape map)."""
+    if isinstance(data, str):
+        shape = BUILTIN_SHAPES.get(data.lower())
+        if shape is None:
+            raise SpecError(f"unknown built-in problem shape '{data}'", file=source,
+                            field="problem.shape",
+                            fix=unknown_name_fix(data, sorted(BUILTIN_SHAPES), "shapes"))
+        return shape
+    if not isinstance(data, Mapping):
+        raise SpecError("problem.shape must be a map", file=source, field="problem.shape",
+                        fix="give name, dimensions, coefficients and data-spaces")
+    for key in ("dimensions", "data-spaces"):
+        if key not in data:
+            raise SpecError(f"missing key '{key}'", file=source, field=f"problem.shape.{key}",
+                            fix=f"add problem.shape.{key}")
+    dims = tuple(str(d) for d in data["dimensions"])
+    coeffs: dict[str, int] = {}
+    for i, entry in enumerate(data.get("coefficients") or []):
+        if not isinstance(entry, Mapping) or "name" not in entry:
+            raise SpecError("coefficient entry needs a name", file=source,
+                            field=f"problem.shape.coefficients[{i}]", fix="write {name: Wstride, default: 1}")
+        coeffs[str(entry["name"])] = int(entry.get("default", 1))
+    dataspaces = []
+    for i, ds in enumerate(data["data-spaces"]):
+        where = f"problem.shape.data-spaces[{i}]"
+        if not isinstance(ds, Mapping) or "name" not in ds or "projection" not in ds:
+            raise SpecError("data-space needs 'name' and 'projection'", file=source, field=where,
+                            fix="write {name: Weights, projection: [[[C]], [[M]]]}")
+        ranks = tuple(tuple(_parse_term(term, dims, coeffs, f"{where}.projection", source)
+                            for term in rank) for rank in ds["projection"])
+        dataspaces.append(DataspaceShape(str(ds["name"]), ranks, bool(ds.get("read-write", False))))
+    return ProblemShape(str(data.get("name", "custom")), dims, tuple(coeffs.items()), tuple(dataspaces))
+
+
+def problem_from_dict(data: Any, source: str | None = None) -> Problem:
+    """Parse a Timeloop problem (the map under or including the ``problem:`` key)."""
+    if isinstance(data, Mapping) and "problem" in data:
+        data = data["problem"]
+    if not isinstance(data, Mapping):
+        raise SpecError("no 'problem' map found", file=source, field="problem",
+                        fix="the file needs a top-level 'problem:' with 'shape' and 'instance'")
+    for key in ("shape", "instance"):
+        if key not in data:
+            raise SpecError(f"missing key '{key}'", file=source, field=f"problem.{key}",
+                            fix=f"add problem.{key}")
+    shape = shape_from_dict(data["shape"], source)
+    instance = data["instance"]
+    if not isinstance(instance, Mapping):
+        raise SpecError("problem.instance must be a map of dimension bounds", file=source,
+                        field="problem.instance", fix="write e.g. {C: 32, M: 64, ...}")
+    coeff_defaults = dict(shape.coefficients)
+    bounds = {d: 1 for d in shape.dimensions}
+    coefficients = dict(coeff_defaults)
+    precision = Precision()
+    for key, value in instance.items():
+        field_name = f"problem.instance.{key}"
+        if key == "bitwidths":
+            precision = Precision.from_bitwidths(value, file=source, field=field_name)
+            continue
+        if key == "commonBitwidth":
+            precision = Precision.from_bitwidths({d: value for d in DATASPACES}, file=source,
+                                                 field=field_name)
+            continue
+        if key == "densities":
+            continue  # sparse densities do not change dense counts; accepted for compatibility
+        if key not in bounds and key not in coefficients:
+            raise SpecError(f"unknown dimension '{key}'", file=source, field=field_name,
+                            fix=unknown_name_fix(str(key), list(shape.dimensions) + list(coeff_defaults),
+                                                 "dimensions and coefficients"))
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SpecError(f"{key} = {value!r} is not a positive integer", file=source,
+                            field=field_name, fix="use an integer >= 1")
+        (bounds if key in bounds else coefficients)[str(key)] = value
+    return Problem(shape, bounds, coefficients, precision)
+
+
+def load_problem(path: str | Path) -> Problem:
+    """Read a problem YAML file."""
+    return problem_from_dict(load_yaml_file(path), str(path))
+
+
+def shape_to_dict(shape: ProblemShape) -> dict[str, Any]:
+    """The shape as Timeloop YAML data (terms written as [dim] or [dim, coefficient])."""
+    def term(t: ProjectionTerm) -> list[str]:
+        return [t.dim] if t.coefficient is None else [t.dim, t.coefficient]
+
+    spaces = []
+    for ds in shape.dataspaces:
+        entry: dict[str, Any] = {"name": ds.name,
+                                 "projection": [[term(t) for t in rank] for rank in ds.projection]}
+        if ds.read_write:
+            entry["read-write"] = True
+        spaces.append(entry)
+    return {"name": shape.name, "dimensions": list(shape.dimensions),
+            "coefficients": [{"name": n, "default": v} for n, v in shape.coefficients],
+            "data-spaces": spaces}
+
+
+def problem_to_dict(problem: Problem) -> dict[str, Any]:
+    """The problem as Timeloop YAML data, with the fork's ``bitwidths:`` when set."""
+    instance: dict[str, Any] = {d: problem.bounds[d] for d in problem.shape.dimensions}
+    instance.update(problem.coefficients)
+    if not problem.precision.is_native:
+        instance["bitwidths"] = problem.precision.to_bitwidths()
+    return {"problem": {"shape": shape_to_dict(problem.shape), "instance": instance}}
+
+
+def dump_problem(problem: Problem, path: str | Path) -> Path:
+    """Write a problem YAML file atomically."""
+    return dump_yaml_file(problem_to_dict(problem), path)
