@@ -7,6 +7,7 @@ never disagree about packing.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -68,6 +69,20 @@ class Precision:
         """The fork's ``bitwidths:`` map (only dataspaces that have a width)."""
         pairs = (("Inputs", self.inputs), ("Weights", self.weights), ("Outputs", self.outputs))
         return {name: bits for name, bits in pairs if bits is not None}
+
+    @classmethod
+    def from_label(cls, label: str, *, field: str = "--bits") -> "Precision":
+        """Inverse of :meth:`label`: ``i8w4o8`` (``-`` = native width) or ``native``/``none``."""
+        text = label.strip().lower()
+        if text in ("native", "none"):
+            return cls()
+        match = re.fullmatch(r"i(\d+|-)w(\d+|-)o(\d+|-)", text)
+        if match is None:
+            raise PrecisionError(f"bad bit-width label '{label}'", file="<command line>",
+                                 field=field, fix="write i<A>w<W>o<O>, e.g. i8w4o8, or 'native'")
+        widths = dict(zip(("Inputs", "Weights", "Outputs"), match.groups()))
+        return cls.from_bitwidths({k: int(v) for k, v in widths.items() if v != "-"},
+                                  file="<command line>", field=field)
 
     def label(self) -> str:
         """A short name such as ``i8w4o8`` (``native`` when no widths are set)."""
