@@ -361,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from .templates import main as templates_main  # rendering lives with the templates
 
-    return templates_main(argv)
+    return templates_main(argv, prog="python -m wrapper.arch")
 
 
 if __name__ == "__main__":
