@@ -7,6 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+
+from wrapper.arch import Arch, arch_from_dict
+from wrapper.mapping import Mapping, mapping_from_dict
+from wrapper.problem import Problem, problem_from_dict
+from wrapper.stats import DataspaceStats, LevelStats, Stats
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"
@@ -36,3 +42,36 @@ def shared_dir() -> Path:
 def repo_root() -> Path:
     """The repository root."""
     return REPO_ROOT
+
+
+def record_arch(record: dict[str, Any]) -> Arch:
+    """The Arch of a golden record: its architecture text plus its component classes."""
+    data = yaml.safe_load(record["arch_yaml"])
+    for text in record["components_yaml"].values():
+        classes = (yaml.safe_load(text).get("compound_components") or {}).get("classes") or []
+        data.setdefault("compound_components", {"version": 0.3, "classes": []})["classes"] += classes
+    return arch_from_dict(data, record["record_id"])
+
+
+def golden_case(name: str = "eyeriss__mbv1_L3__i4w4o8", record_id: str | None = None
+                ) -> tuple[dict[str, Any], Arch, Problem, Mapping]:
+    """(record, Arch, Problem, Mapping) of a golden record, built from its texts (no files)."""
+    record = next(r for r in ALL_GOLDEN_RECORDS
+                  if (r["record_id"] == record_id if record_id else r["case_id"] == name))
+    problem = problem_from_dict(yaml.safe_load(record["problem_yaml"]), record["record_id"])
+    mapping = mapping_from_dict(yaml.safe_load(record["mapping_yaml"]), record["record_id"])
+    return record, record_arch(record), problem, mapping
+
+
+def stats_from_results(results: dict[str, Any]) -> Stats:
+    """The Stats that the real tool reported for a golden record (its parsed results)."""
+    levels = tuple(LevelStats(
+        name=st["name"], energy_pj=st["energy_total_pJ"], cycles=st["cycles"],
+        dataspaces={name: DataspaceStats(d["utilized_capacity"], d["reads_per_instance"],
+                                         d["fills_per_instance"], d["updates_per_instance"],
+                                         d["operands_per_word"], d["energy_total_pJ"])
+                    for name, d in st["dataspaces"].items()}) for st in results["storage"])
+    summary = results["summary"]
+    return Stats(valid=True, energy_pj=summary["energy_pJ_sum_of_components"],
+                 cycles=summary["cycles"], utilization=summary["utilization"],
+                 macs=summary["computes"], mac_energy_pj=results["mac"]["energy_pJ"], levels=levels)

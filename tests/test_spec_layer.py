@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import ALL_GOLDEN_RECORDS
-from wrapper.arch import arch_from_dict
+from conftest import ALL_GOLDEN_RECORDS, record_arch
 from wrapper.mapping import mapping_from_dict, mapping_to_dict, validate_mapping
 from wrapper.problem import (CNN_LAYER_SHAPE, DEPTHWISE_SHAPE, problem_from_dict,
                              problem_to_dict)
 from wrapper.yamlio import dump_yaml_text, parse_yaml_text
 
 RECORD_IDS = [r["record_id"] for r in ALL_GOLDEN_RECORDS]
-
-
-def _record_arch(record):
-    data = dict(parse_yaml_text(record["arch_yaml"]))
-    for text in record["components_yaml"].values():
-        comp = parse_yaml_text(text)
-        classes = data.setdefault("compound_components", {"classes": []})["classes"]
-        classes.extend(comp["compound_components"]["classes"])
-    return arch_from_dict(data, record["record_id"])
 
 
 @pytest.mark.parametrize("record", ALL_GOLDEN_RECORDS, ids=RECORD_IDS)
@@ -31,7 +21,7 @@ def test_golden_problem_and_mapping_round_trip_and_validate(record):
     mapping = mapping_from_dict(parse_yaml_text(record["mapping_yaml"]), record["record_id"])
     again_map = mapping_from_dict(parse_yaml_text(dump_yaml_text(mapping_to_dict(mapping))))
     assert again_map == mapping, f"{record['record_id']}: mapping changed in a round trip"
-    validate_mapping(mapping, _record_arch(record), problem, record["record_id"])
+    validate_mapping(mapping, record_arch(record), problem, record["record_id"])
 
 
 def test_golden_problem_shapes_are_the_builtin_shapes():
@@ -52,7 +42,7 @@ def test_golden_problem_shapes_are_the_builtin_shapes():
 ])
 def test_arch_levels_match_timeloop_specs(arch_name, expected):
     record = next(r for r in ALL_GOLDEN_RECORDS if r["arch"] == arch_name)
-    arch = _record_arch(record)
+    arch = record_arch(record)
     got = [(lv.name, lv.size_words, lv.block_size, lv.instances) for lv in arch.levels]
     assert got == expected
     # The golden stats list the same specs innermost first.
@@ -65,7 +55,7 @@ def test_arch_levels_match_timeloop_specs(arch_name, expected):
 
 
 def test_eyeriss_fanout_follows_the_mesh():
-    arch = _record_arch(next(r for r in ALL_GOLDEN_RECORDS if r["arch"] == "eyeriss"))
+    arch = record_arch(next(r for r in ALL_GOLDEN_RECORDS if r["arch"] == "eyeriss"))
     assert arch.fanout("shared_glb") == (14, 1)
     assert arch.fanout("DummyBuffer") == (1, 12)
     assert arch.fanout("psum_spad") == (1, 1)

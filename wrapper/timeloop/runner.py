@@ -1,0 +1,167 @@
+"""Run external tools (timeloop-model, timeloop-mapper, accelergy) as isolated, killable jobs.
+
+Each job gets its own work directory and log; it runs in its own process group so a timeout kills
+the tool and everything it spawned (timeloop-mapper starts threads, timeloop-model may start
+Accelergy). Every failure becomes a ``BackendError`` carrying the reason and the log tail, so a
+caller evaluating many candidates records the failure and goes on. Work directories of failed
+jobs are kept for inspection; those of successful jobs are removed unless asked to keep them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence, TypeVar
+
+from ..errors import BackendError
+
+LOG_NAME = "run.log"
+_TAIL_CHARS = 3000
+_KILL_GRACE_S = 2.0
+_ASSERTION = re.compile(r"^.*Assertion .* failed.*$", re.MULTILINE)
+_ERROR_LINE = re.compile(r"^.*\b(ERROR|Error|error)\b.*$", re.MULTILINE)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """A finished job: exit status, wall time and where its log and files are."""
+
+    argv: tuple[str, ...]
+    work_dir: Path
+    returncode: int
+    wall_s: float
+
+    @property
+    def log_path(self) -> Path:
+        return self.work_dir / LOG_NAME
+
+    def log_tail(self, chars: int = _TAIL_CHARS) -> str:
+        """The last ``chars`` characters of the job's combined stdout/stderr."""
+        return read_tail(self.log_path, chars)
+
+
+def read_tail(path: Path, chars: int = _TAIL_CHARS) -> str:
+    """The end of a text file ('' when it does not exist)."""
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the whole process group, then SIGKILL whatever is left after a grace period."""
+    for sig, wait_s in ((signal.SIGTERM, _KILL_GRACE_S), (signal.SIGKILL, None)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait_s)
+            if sig == signal.SIGTERM:
+                os.killpg(process.pid, signal.SIGKILL)  # children may outlive the leader
+            return
+        except subprocess.TimeoutExpired:
+            continue
+        except ProcessLookupError:
+            return
+
+
+def failure_reason(returncode: int, log: str) -> str:
+    """A one-line reason for a non-zero exit: assertion abort, signal, or the tool's ERROR line."""
+    assertion = _ASSERTION.search(log)
+    if returncode < 0:
+        name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else "?"
+        if assertion:
+            return f"aborted on an assertion ({name}): {assertion.group(0).strip()}"
+        return f"crashed with signal {name}"
+    error = _ERROR_LINE.search(log)
+    detail = f": {error.group(0).strip()}" if error else ""
+    return f"exited with code {returncode}{detail}"
+
+
+def run_job(argv: Sequence[str], work_dir: Path, *, timeout_s: float,
+            env: dict[str, str] | None = None) -> JobResult:
+    """Run ``argv`` in ``work_dir`` (log in run.log); BackendError on timeout or non-zero exit."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    log_path = work_dir / LOG_NAME
+    start = time.monotonic()
+    with log_path.open("ab") as log:
+        try:
+            process = subprocess.Popen(list(argv), cwd=work_dir, stdout=log,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True, env=env)
+        except OSError as exc:
+            raise BackendError(f"cannot start {argv[0]}: {exc.strerror}", file=str(argv[0]),
+                               fix="check the binary path and that it is executable") from None
+        try:
+            returncode = process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(process)
+            raise BackendError(f"{Path(argv[0]).name} timed out after {timeout_s:g} s and was "
+                               f"killed with its process group", file=str(log_path),
+                               log_tail=read_tail(log_path),
+                               fix="raise the timeout or shrink the search (budget, victory "
+                                   "condition)") from None
+        except BaseException:
+            _kill_group(process)  # e.g. KeyboardInterrupt: never leave a tool running
+            raise
+    result = JobResult(tuple(argv), work_dir, returncode, time.monotonic() - start)
+    if returncode != 0:
+        tail = result.log_tail()
+        raise BackendError(f"{Path(argv[0]).name} {failure_reason(returncode, tail)}",
+                           file=str(log_path), log_tail=tail,
+                           fix=f"inspect the inputs and log kept in {work_dir}")
+    return result
+
+
+class WorkDirs:
+    """Creates one fresh work directory per job under ``root``; keeps failed ones for debugging."""
+
+    def __init__(self, root: Path | None = None, *, keep: str = "failed") -> None:
+        if keep not in ("failed", "always", "never"):
+            raise ValueError(f"keep must be failed|always|never, not {keep!r}")
+        self.root = Path(root) if root is not None else Path(tempfile.gettempdir()) / "quantmap-timeloop"
+        self.keep = keep
+
+    def run(self, name: str, job: Callable[[Path], T]) -> T:
+        """Call ``job(work_dir)`` in a new directory; remove it afterwards unless policy keeps it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        work_dir = Path(tempfile.mkdtemp(prefix=f"{_safe(name)}-", dir=self.root))
+        try:
+            value = job(work_dir)
+        except BaseException:
+            if self.keep == "never":
+                shutil.rmtree(work_dir, ignore_errors=True)
+            raise
+        if self.keep != "always":
+            shutil.rmtree(work_dir, ignore_errors=True)
+        return value
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:60] or "job"
+
+
+def run_parallel(tasks: Sequence[Callable[[], T]], workers: int) -> list[T | BackendError]:
+    """Run independent jobs on ``workers`` threads; a failed job yields its BackendError in place.
+
+    Threads suffice: each job waits on a subprocess, so the GIL is never the bottleneck.
+    """
+    def guarded(task: Callable[[], T]) -> T | BackendError:
+        try:
+            return task()
+        except BackendError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(pool.map(guarded, tasks))
