@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ import pytest
 import yaml
 
 from wrapper.arch import Arch, arch_from_dict
+from wrapper.engine import BuiltinEngine
+from wrapper.ert import EnergyTable, load_energy_table
 from wrapper.mapping import Mapping, mapping_from_dict
 from wrapper.problem import Problem, problem_from_dict
 from wrapper.stats import DataspaceStats, LevelStats, Stats
@@ -75,3 +78,17 @@ def stats_from_results(results: dict[str, Any]) -> Stats:
     return Stats(valid=True, energy_pj=summary["energy_pJ_sum_of_components"],
                  cycles=summary["cycles"], utilization=summary["utilization"],
                  macs=summary["computes"], mac_energy_pj=results["mac"]["energy_pJ"], levels=levels)
+
+
+@lru_cache(maxsize=None)
+def golden_energy_table(ert_ref: str, art_ref: str) -> EnergyTable:
+    """The ERT/ART a golden record was evaluated with (paths relative to ../shared/golden)."""
+    golden = SHARED_DIR / "golden"
+    return load_energy_table(golden / ert_ref, golden / art_ref)
+
+
+def evaluate_record(record: dict[str, Any]) -> Stats:
+    """The built-in engine's Stats for a golden record, with the record's own energy tables."""
+    _, arch, problem, mapping = golden_case(record_id=record["record_id"])
+    return BuiltinEngine().evaluate(arch, problem, mapping,
+                                    golden_energy_table(record["ert_ref"], record["art_ref"]))

@@ -8,12 +8,11 @@ original spec with bit widths wherever the rules claim exactness.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
 
 import pytest
 
 from wrapper.arch import arch_from_dict
+from wrapper.engine import BuiltinEngine
 from wrapper.errors import PrecisionError
 from wrapper.precision import Precision, packed_count
 from wrapper.stats import DataspaceStats, LevelStats, Stats
@@ -116,21 +115,10 @@ def test_r4_turns_unpacked_counts_into_the_forks_packed_counts(shared_dir, recor
     assert all("approximate" in note for note in notes)
 
 
-def _builtin_engine() -> Any:
-    try:
-        module = importlib.import_module("wrapper.engine")
-    except ModuleNotFoundError:
-        pytest.skip("the built-in engine package wrapper.engine is absent")
-    engine = getattr(module, "BuiltinEngine", None)
-    if engine is None:
-        pytest.skip("wrapper.engine does not export BuiltinEngine yet")
-    return engine()
-
-
 @pytest.mark.parametrize("case", ["eyeriss__mbv1_L3__i4w4o8", "simba__mbv1_L3__i4w4o8",
                                   "simba__mbv1_L28__i8w2o8", "eyeriss__mbv1_L1__i5w3o8"])
 def test_rewritten_spec_equals_bitwidths_where_exact(shared_dir, case: str) -> None:
-    engine = _builtin_engine()
+    engine = BuiltinEngine()
     from wrapper.ert import load_energy_table
 
     record, arch, problem, mapping = golden_case(case)
