@@ -1,0 +1,100 @@
+"""Brevitas MobileNets: layer i of the quantized net carries (A_i, W_i) and is workload layer i."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from wrapper.errors import ConfigError, PrecisionError
+from wrapper.nets import build_model
+from wrapper.precision import Precision
+from wrapper.qat.models import (bits_from_precisions, input_signedness, integer_inputs,
+                                integer_weights, load_float_weights, quant_layers,
+                                quantized_model, validate_bits)
+from wrapper.workload import extract_layers
+
+SMALL = {"width_mult": 0.25, "num_classes": 10}
+
+
+def _staggered(n_layers: int) -> list[tuple[int, int]]:
+    """A config where every layer differs from its neighbours (catches off-by-one shifts)."""
+    return [(2 + i % 7, 1 + (i * 3) % 8) for i in range(n_layers)]
+
+
+@pytest.mark.parametrize("name, n_layers", [("mobilenet_v1", 28), ("mobilenet_v2", 53)])
+def test_layer_i_carries_its_own_bits_and_is_workload_layer_i(name: str, n_layers: int) -> None:
+    bits = _staggered(n_layers)
+    net = quantized_model(name, bits, **SMALL)
+    layers = quant_layers(net)
+    assert [(int(l.input_quant.bit_width()), int(l.weight_quant.bit_width())) for l in layers] \
+        == bits
+    float_layers = extract_layers(build_model(name, **SMALL), 32)
+    quant_traced = extract_layers(net, 32)
+    assert [(l.name, l.M, l.C, l.groups, l.R) for l in quant_traced] \
+        == [(l.name, l.M, l.C, l.groups, l.R) for l in float_layers]
+    named = dict(net.named_modules())
+    assert [named[l.name] for l in quant_traced] == layers
+
+
+def test_input_quantizers_are_signed_exactly_where_inputs_can_be_negative() -> None:
+    v1 = input_signedness(build_model("mobilenet_v1", **SMALL))
+    assert v1 == (True,) + (False,) * 27  # image in, then every input follows a ReLU
+    v2_float = build_model("mobilenet_v2", **SMALL)
+    v2 = input_signedness(v2_float)
+    # layer 0 sees the image; block 1 (t=1) has dw(1) + projection(2); every later block starts
+    # with an expansion fed by a linear bottleneck (or residual sum): 3, 6, ..., 48; 51 = last 1x1
+    assert [i for i, signed in enumerate(v2) if signed] == [0] + list(range(3, 52, 3))
+    net = quantized_model("mobilenet_v2", [(4, 4)] * 53, **SMALL)
+    assert tuple(bool(l.input_quant.is_signed) for l in quant_layers(net)) == v2
+
+
+def test_exported_integers_stay_in_range_before_training() -> None:
+    bits = [(3, 2)] * 28
+    net = quantized_model("mobilenet_v1", bits, **SMALL)
+    for codes in integer_weights(net):
+        assert codes.unique().numel() <= 4 and int(codes.abs().max()) <= 1
+    images = torch.randn(4, 3, 32, 32)
+    for index, codes in enumerate(integer_inputs(net, images)):
+        assert codes.unique().numel() <= 8, index
+
+
+def test_one_bit_weights_are_binary_and_per_channel_scales_are_per_channel() -> None:
+    net = quantized_model("mobilenet_v1", [(8, 1)] * 28, per_channel=True, **SMALL)
+    layer = quant_layers(net)[1]
+    assert set(integer_weights(net)[1].unique().tolist()) == {-1, 1}
+    assert layer.quant_weight().scale.shape == (layer.out_channels, 1, 1, 1)
+
+
+def test_float_checkpoint_loads_into_the_quantized_net() -> None:
+    float_net = build_model("mobilenet_v2", **SMALL)
+    for name, buffer in float_net.named_buffers():  # non-default BN statistics
+        if name.endswith("running_var"):
+            buffer.uniform_(0.5, 2.0)
+    quant_net = quantized_model("mobilenet_v2", [(16, 16)] * 53, **SMALL)
+    load_float_weights(quant_net, float_net.state_dict())
+    quant_state = quant_net.state_dict()
+    for key, value in float_net.state_dict().items():
+        assert torch.equal(quant_state[key], value), key
+    other = build_model("mobilenet_v2", width_mult=0.5, num_classes=10)
+    with pytest.raises(ConfigError, match="does not fit the net"):
+        load_float_weights(quant_net, other.state_dict(), source="x.pt")
+
+
+@pytest.mark.parametrize("bits, error, text", [
+    ([(8, 8)] * 27, ConfigError, "27 .A, W. pairs but the net has 28"),
+    ([(8, 8)] * 27 + [(8, 0)], PrecisionError, "layer 27: W = 0 bits is outside 1..16"),
+    ([(17, 8)] * 28, PrecisionError, "layer 0: A = 17 bits"),
+    ([(8, True)] * 28, PrecisionError, "W = True"),
+    ([(8, 8, 8)] * 28, ConfigError, "3 values instead of"),
+    (8, ConfigError, "not a list of"),
+])
+def test_bad_bit_configs_give_one_line_errors(bits: object, error: type, text: str) -> None:
+    with pytest.raises(error, match=text) as info:
+        validate_bits(bits, 28)  # type: ignore[arg-type]
+    assert "\n" not in str(info.value) and "fix:" in str(info.value)
+
+
+def test_precision_labels_map_inputs_to_a_and_weights_to_w() -> None:
+    assert bits_from_precisions([Precision(6, 3, 8)], 3) == ((6, 3),) * 3
+    with pytest.raises(PrecisionError, match="native"):
+        bits_from_precisions([Precision(inputs=8)], 3)

@@ -1,0 +1,12 @@
+"""Quantization-aware training with Brevitas: the accuracy objective of the search.
+
+``models`` builds MobileNets whose layer i carries its own (A_i, W_i); ``data`` loads digits,
+CIFAR-10 or ImageNet folders; ``train`` pre-trains, fine-tunes and evaluates. The search calls
+``evaluate_bit_config``; ``python -m wrapper.qat`` exposes the same functions on the command line.
+"""
+
+import warnings
+
+# Brevitas announces an optional accelerated kernel on import; QuantMap never uses it, and the
+# message would otherwise land on stderr of every CLI call.
+warnings.filterwarnings("ignore", message="fast_hadamard_transform package not found")

@@ -1,0 +1,352 @@
+"""Float pre-training, quantization-aware fine-tuning and top-1 evaluation.
+
+The search scores every candidate bit configuration with ``evaluate_bit_config``: start from the
+float checkpoint, calibrate the activation quantizers on a few training batches, fine-tune a few
+epochs with SGD (momentum, cosine learning rate, weight decay), return validation top-1. All
+randomness (shuffling, augmentation, dropout) comes from ``TrainSettings.seed``, so the same
+candidate on the same machine always scores the same.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+from brevitas.graph.calibrate import calibration_mode
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from ..errors import ConfigError, DataError
+from ..nets import MODELS, build_model
+from .data import DataBundle, DataSpec, load_data
+from .models import (BitConfig, load_float_weights, quant_layers, quantized_model,
+                     validate_bits)
+
+CHECKPOINT_FORMAT = "quantmap-qat-checkpoint-1"
+# Global gradient-norm limit. Low-bit layers can make a BatchNorm's batch variance nearly zero,
+# which multiplies gradients by up to 1/sqrt(eps) per layer; unclipped, one such step sent the
+# learned activation scales of a MobileNetV2 at 2..8 bits to NaN within three steps.
+GRAD_CLIP_NORM = 5.0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which net to build; stored in every checkpoint so a checkpoint rebuilds its own net.
+
+    ``relu6`` None means the builder's default (ReLU); only MobileNetV2 has the option.
+    """
+
+    name: str = "mobilenet_v1"
+    width_mult: float = 1.0
+    num_classes: int = 1000
+    relu6: bool | None = None
+
+    def __post_init__(self) -> None:
+        builder = MODELS.get(self.name)
+        if builder is not None and self.relu6 is not None \
+                and "relu6" not in inspect.signature(builder).parameters:
+            raise ConfigError(f"model '{self.name}' has no ReLU6 option", field="model.relu6",
+                              fix="drop the relu6 setting (only mobilenet_v2 has it)")
+
+    def kwargs(self) -> dict[str, object]:
+        """Keyword arguments of ``wrapper.nets.build_model``."""
+        extra = {} if self.relu6 is None else {"relu6": self.relu6}
+        return {"width_mult": self.width_mult, "num_classes": self.num_classes, **extra}
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimizer and run settings; the defaults are the QAT recipe of METHOD.md section 4."""
+
+    epochs: int = 5
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-5
+    batch_size: int = 64
+    seed: int = 0
+    device: str = "cpu"
+    per_channel: bool = False
+    calibration_batches: int = 8
+    num_workers: int = 0
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A trained net: architecture, bit widths (None = float), weights and its measured top-1."""
+
+    model: ModelSpec
+    state_dict: dict[str, torch.Tensor]
+    bits: BitConfig | None = None
+    per_channel: bool = False
+    top1: float | None = None
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome of a training run: final top-1 (fraction 0..1) and the per-epoch history."""
+
+    top1: float
+    epoch_seconds: tuple[float, ...]
+    epoch_top1: tuple[float, ...]
+    checkpoint: Checkpoint = field(repr=False)
+
+
+def _check_settings(settings: TrainSettings) -> None:
+    for name in ("epochs", "batch_size", "lr"):
+        if not getattr(settings, name) > 0:
+            raise ConfigError(f"{name} = {getattr(settings, name)} must be > 0",
+                              field=f"qat.{name}", fix="use a positive value")
+    for name in ("weight_decay", "momentum", "calibration_batches", "num_workers"):
+        if getattr(settings, name) < 0:
+            raise ConfigError(f"{name} = {getattr(settings, name)} must be >= 0",
+                              field=f"qat.{name}", fix="use 0 or a positive value")
+    if settings.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device '{settings.device}' requested but CUDA is not available",
+                          field="qat.device", fix="use device 'cpu'")
+
+
+def _seed_everything(settings: TrainSettings) -> torch.Generator:
+    """Seed torch (augmentation, dropout) and return the generator that orders the batches."""
+    torch.manual_seed(settings.seed)
+    if settings.device.startswith("cuda"):
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    return torch.Generator().manual_seed(settings.seed)
+
+
+def _loader(dataset: Dataset, settings: TrainSettings, *, train: bool,
+            generator: torch.Generator | None = None) -> DataLoader:
+    size = len(dataset)  # type: ignore[arg-type]
+    if size == 0:
+        raise DataError("the data set split is empty", field="data",
+                        fix="add images to the train/ and val/ folders")
+    return DataLoader(dataset, batch_size=settings.batch_size, shuffle=train,
+                      generator=generator, num_workers=settings.num_workers,
+                      # a batch of one breaks BatchNorm in training mode
+                      drop_last=train and size > settings.batch_size,
+                      pin_memory=settings.device.startswith("cuda"))
+
+
+def evaluate(model: nn.Module, dataset: Dataset, settings: TrainSettings) -> float:
+    """Top-1 accuracy (fraction 0..1) of a net on a data set, in eval mode."""
+    device = torch.device(settings.device)
+    model.to(device).eval()
+    correct = total = 0
+    batches = _loader(dataset, settings, train=False)
+    with torch.no_grad():
+        for images, labels in tqdm(batches, desc="eval", leave=False, file=sys.stderr,
+                                   disable=not settings.progress):
+            logits = model(images.to(device))
+            correct += int((logits.argmax(1).cpu() == labels).sum())
+            total += int(labels.numel())
+    return correct / total
+
+
+def _fit(model: nn.Module, data: DataBundle, settings: TrainSettings, generator: torch.Generator,
+         desc: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """SGD with momentum and a per-step cosine schedule; returns per-epoch seconds and top-1."""
+    device = torch.device(settings.device)
+    model.to(device)
+    batches = _loader(data.train, settings, train=True, generator=generator)
+    optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
+                                weight_decay=settings.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=settings.epochs * len(batches))
+    loss_fn = nn.CrossEntropyLoss()
+    seconds: list[float] = []
+    accuracy: list[float] = []
+    with tqdm(total=settings.epochs * len(batches), desc=desc, file=sys.stderr,
+              disable=not settings.progress, unit="step") as bar:
+        for epoch in range(settings.epochs):
+            start = time.perf_counter()
+            model.train()
+            for images, labels in batches:
+                loss = loss_fn(model(images.to(device)), labels.to(device))
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise ConfigError(f"training diverged (loss {value}) in epoch {epoch + 1}",
+                                      field="qat.lr", fix="lower the learning rate")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP_NORM)
+                optimizer.step()
+                schedule.step()
+                bar.update()
+                bar.set_postfix(epoch=epoch + 1, loss=f"{value:.3f}")
+            seconds.append(time.perf_counter() - start)
+            accuracy.append(evaluate(model, data.val, settings))
+            bar.set_postfix(epoch=epoch + 1, val_top1=f"{accuracy[-1]:.3f}")
+    return tuple(seconds), tuple(accuracy)
+
+
+def _resolve_data(data: DataBundle | DataSpec) -> DataBundle:
+    return data if isinstance(data, DataBundle) else load_data(data)
+
+
+def train_float(model: ModelSpec, data: DataBundle | DataSpec, settings: TrainSettings,
+                out: str | Path | None = None) -> TrainResult:
+    """Train a float net from scratch (the demo's pretrained starting point)."""
+    _check_settings(settings)
+    bundle = _resolve_data(data)
+    if model.num_classes != bundle.num_classes:
+        raise ConfigError(f"model has {model.num_classes} classes, data has {bundle.num_classes}",
+                          field="model.num_classes", fix=f"use {bundle.num_classes}")
+    generator = _seed_everything(settings)
+    net = build_model(model.name, **model.kwargs())
+    seconds, accuracy = _fit(net, bundle, settings, generator, desc=f"train {model.name}")
+    checkpoint = Checkpoint(model=model, state_dict=_cpu_state(net), top1=accuracy[-1])
+    if out is not None:
+        save_checkpoint(checkpoint, out)
+    return TrainResult(accuracy[-1], seconds, accuracy, checkpoint)
+
+
+def finetune(float_checkpoint: Checkpoint | str | Path, bits: Iterable[Sequence[int]],
+             data: DataBundle | DataSpec, settings: TrainSettings,
+             out: str | Path | None = None) -> TrainResult:
+    """QAT: quantize a float checkpoint at per-layer (A_i, W_i), calibrate, fine-tune, evaluate."""
+    _check_settings(settings)
+    source = _checkpoint_source(float_checkpoint)
+    start = _resolve_checkpoint(float_checkpoint)
+    if start.bits is not None:
+        raise ConfigError("checkpoint is already quantized", file=source, field="bits",
+                          fix="fine-tune from the float checkpoint written by 'train'")
+    bundle = _resolve_data(data)
+    if start.model.num_classes != bundle.num_classes:
+        raise ConfigError(f"checkpoint has {start.model.num_classes} classes, data has "
+                          f"{bundle.num_classes}", file=source, field="model.num_classes",
+                          fix="use the data set the float model was trained on")
+    generator = _seed_everything(settings)
+    pairs = list(bits)
+    net = quantized_model(start.model.name, pairs, per_channel=settings.per_channel,
+                          **start.model.kwargs())
+    config = validate_bits(pairs, len(quant_layers(net)))
+    load_float_weights(net, start.state_dict, source=source)
+    calibrate(net, bundle, settings)
+    seconds, accuracy = _fit(net, bundle, settings, generator, desc=f"qat {start.model.name}")
+    checkpoint = Checkpoint(model=start.model, state_dict=_cpu_state(net), bits=config,
+                            per_channel=settings.per_channel, top1=accuracy[-1])
+    if out is not None:
+        save_checkpoint(checkpoint, out)
+    return TrainResult(accuracy[-1], seconds, accuracy, checkpoint)
+
+
+def calibrate(net: nn.Module, data: DataBundle, settings: TrainSettings) -> None:
+    """Set the activation quantizers' scales from float statistics before QAT.
+
+    Without this, Brevitas collects statistics during the first 300 training steps, longer than
+    a short QAT run, and the learned scales would never take over. BatchNorm runs in training
+    mode, as in the QAT steps that follow, so the scales fit the activations training will see
+    even when the checkpoint's running statistics are poor (an under-trained float model gave
+    scales 10^6 too small and exploding gradients); its running statistics are restored after.
+    """
+    device = torch.device(settings.device)
+    net.to(device).train()
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [{k: v.clone() for k, v in norm.state_dict().items()} for norm in norms]
+    batches = _loader(data.train, settings, train=False)
+    with torch.no_grad(), calibration_mode(net):
+        for step, (images, _) in enumerate(batches):
+            if step >= max(1, settings.calibration_batches):
+                break
+            net(images.to(device))
+    for norm, state in zip(norms, saved):
+        norm.load_state_dict(state)
+
+
+def evaluate_bit_config(model_name: str, bits: Iterable[Sequence[int]],
+                        data: DataBundle | DataSpec, settings: TrainSettings,
+                        float_checkpoint: Checkpoint | str | Path) -> float:
+    """Accuracy objective of the search: top-1 (0..1) after QAT of one bit configuration.
+
+    ``bits`` lists (A_i, W_i) per quantizable layer in wrapper.workload order. Deterministic for
+    a given ``settings.seed`` on one machine and thread count.
+    """
+    start = _resolve_checkpoint(float_checkpoint)
+    if start.model.name != model_name:
+        raise ConfigError(f"float checkpoint is a '{start.model.name}', not a '{model_name}'",
+                          file=_checkpoint_source(float_checkpoint), field="model",
+                          fix="use the checkpoint trained for this model")
+    return finetune(start, bits, data, settings).top1
+
+
+def evaluate_checkpoint(checkpoint: Checkpoint | str | Path, data: DataBundle | DataSpec,
+                        settings: TrainSettings) -> float:
+    """Top-1 (0..1) of a saved float or quantized checkpoint on the validation set."""
+    _check_settings(settings)
+    saved = _resolve_checkpoint(checkpoint)
+    source = _checkpoint_source(checkpoint)
+    if saved.bits is None:
+        net = build_model(saved.model.name, **saved.model.kwargs())
+    else:
+        net = quantized_model(saved.model.name, saved.bits, per_channel=saved.per_channel,
+                              source=source, **saved.model.kwargs())
+    try:
+        net.load_state_dict(saved.state_dict)
+    except RuntimeError:
+        raise ConfigError("checkpoint weights do not fit its own model description",
+                          file=source, field="state_dict", fix="re-create the checkpoint") from None
+    return evaluate(net, _resolve_data(data).val, settings)
+
+
+def _cpu_state(net: nn.Module) -> dict[str, torch.Tensor]:
+    return {key: value.detach().cpu().clone() for key, value in net.state_dict().items()}
+
+
+def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> None:
+    """Write a checkpoint atomically (temp file + rename), as plain tensors and builtins."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "model": asdict(checkpoint.model),
+        "bits": None if checkpoint.bits is None else [list(p) for p in checkpoint.bits],
+        "per_channel": checkpoint.per_channel,
+        "top1": checkpoint.top1,
+        "state_dict": checkpoint.state_dict,
+    }
+    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        torch.save(payload, temp)
+        os.replace(temp, target)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint written by ``save_checkpoint``; ConfigError when it is not one."""
+    source = str(path)
+    if not Path(path).is_file():
+        raise ConfigError("checkpoint file does not exist", file=source, field="checkpoint",
+                          fix="run 'python -m wrapper.qat train' first or fix the path")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if payload.get("format") != CHECKPOINT_FORMAT:
+            raise KeyError("format")
+        bits = payload["bits"]
+        return Checkpoint(model=ModelSpec(**payload["model"]), state_dict=payload["state_dict"],
+                          bits=None if bits is None else tuple((a, w) for a, w in bits),
+                          per_channel=bool(payload["per_channel"]), top1=payload["top1"])
+    except Exception as exc:  # any unpickling/shape failure means "not our checkpoint"
+        raise ConfigError(f"not a QuantMap QAT checkpoint ({type(exc).__name__})", file=source,
+                          field="checkpoint", fix="use a file written by 'python -m wrapper.qat "
+                          "train' or 'finetune'") from None
+
+
+def _resolve_checkpoint(checkpoint: Checkpoint | str | Path) -> Checkpoint:
+    return checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+
+
+def _checkpoint_source(checkpoint: Checkpoint | str | Path) -> str:
+    return "<checkpoint>" if isinstance(checkpoint, Checkpoint) else str(checkpoint)
