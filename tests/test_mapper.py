@@ -1,0 +1,131 @@
+"""The mapspace honours Timeloop's constraint semantics; the mapper is exact where it claims to
+be, deterministic for a seed, and memoizes equal packing signatures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import ALL_GOLDEN_RECORDS
+from test_mapper_golden import CASES, record_arch
+from wrapper.costmodel import MapperSettings
+from wrapper.engine import BuiltinEngine
+from wrapper.engine.costmodel import BuiltinCostModel, packing_signature
+from wrapper.engine.mapper import Screen, search
+from wrapper.engine.mapspace import build_mapspace, ordered_factorizations
+from wrapper.errors import PrecisionError
+from wrapper.mapping import mapping_from_dict, validate_mapping
+from wrapper.precision import Precision
+from wrapper.yamlio import parse_yaml_text
+
+
+def _case(case_id):
+    return next(c for c in CASES if c.case_id == case_id)
+
+
+def test_ordered_factorizations_are_all_splits_with_the_right_product():
+    splits = ordered_factorizations(12, 3)
+    assert len(splits) == len(set(splits)) == 18  # (2^2: 6 ways) x (3^1: 3 ways)
+    assert all(a * b * c == 12 for a, b, c in splits)
+
+
+def test_constraint_semantics_on_eyeriss(shared_dir):
+    space = build_mapspace(_case("eyeriss__mbv1_L1__none").arch, _case("eyeriss__mbv1_L1__none").problem)
+    slots = {(s.level, s.kind): s for s in space.slots}
+    # 'QRSC PNM': whitespace ignored, a full innermost-first order
+    assert slots[("shared_glb", "temporal")].prefix == tuple("QRSCPNM")
+    # R=0 / S=0 / P=0: that level gets the rest of the dimension
+    assert dict(slots[("weights_spad", "temporal")].fixed)["R"] == 3
+    assert dict(slots[("DummyBuffer", "spatial")].fixed)["S"] == 3
+    assert dict(slots[("shared_glb", "temporal")].fixed)["P"] == 112
+    assert slots[("DummyBuffer", "spatial")].split == 4
+
+
+def test_non_dividing_constraint_factor_is_left_free_like_timeloop(shared_dir):
+    case = _case("simba__mbv1_L1__none")  # PEAccuBuffer spatial C=4 but C = 3
+    space = build_mapspace(case.arch, case.problem)
+    slot = next(s for s in space.slots if s.level == "PEAccuBuffer" and s.is_spatial)
+    assert "C" in slot.free and any("C=4" in note for note in space.notes)
+
+
+def test_every_golden_mapping_satisfies_its_constraints(shared_dir):
+    """The real mapper's outputs respect the constraints as we read them (unit loops aside)."""
+    for record in ALL_GOLDEN_RECORDS:
+        case = _case(record["case_id"])
+        space = build_mapspace(case.arch, case.problem)
+        mapping = mapping_from_dict(parse_yaml_text(record["mapping_yaml"]))
+        assert space.violations(mapping) == [], record["record_id"]
+
+
+@pytest.mark.parametrize("case_id", ["eyeriss__mbv1_L3__i4w4o8", "simba__mbv1_L27__i5w3o8",
+                                     "simba__mbv2_L35_dw__i2w8o16"])
+def test_enumerated_choices_are_valid_mappings_and_screen_is_exact_without_halos(case_id, shared_dir):
+    case = _case(case_id)
+    space = build_mapspace(case.arch, case.problem)
+    keep_sets = [space.keep_choices[i][0] for i in range(len(space.level_names))]
+    keep = np.array([[ds in k for ds in space.dataspaces] for k in keep_sets])
+    rows, _ = space.enumerate_factors(keep, limit=3000, rng=np.random.default_rng(0))
+    orders = tuple(0 for _ in space.slots)
+    estimate = Screen(space, case.table).estimate(rows, orders, keep)
+    engine = BuiltinEngine()
+    sliding = case.problem.bounds["R"] > 1 or case.problem.bounds["S"] > 1  # halos overlap
+    for i in np.random.default_rng(1).choice(len(rows), 25, replace=False):
+        mapping = space.to_mapping(rows[i], orders, keep_sets)
+        validate_mapping(mapping, case.arch, case.problem)
+        assert space.violations(mapping, strict=True) == []
+        stats = engine.evaluate(case.arch, case.problem, mapping, case.table)
+        assert stats.valid and estimate.valid[i], stats.reason
+        if not sliding:
+            assert estimate.energy_pj[i] == pytest.approx(stats.energy_pj, rel=1e-9)
+            assert estimate.cycles[i] == stats.cycles
+        else:  # halos are not reused by the screen: an upper bound
+            assert estimate.energy_pj[i] >= stats.energy_pj * (1 - 1e-9)
+
+
+def test_search_is_deterministic_for_a_seed(shared_dir):
+    case = _case("simba__mbv2_L35_dw__i8w8o8")
+    settings = MapperSettings(max_evaluations=4000, seed=3)
+    first = search(build_mapspace(case.arch, case.problem), case.table, settings)
+    second = search(build_mapspace(case.arch, case.problem), case.table, settings)
+    assert first.mapping == second.mapping and first.stats == second.stats
+
+
+@pytest.mark.parametrize("metric", ["energy", "delay", "last_level_accesses"])
+def test_other_metrics_are_optimized(metric, shared_dir):
+    case = _case("eyeriss__mbv1_L28__i8w8o8")
+    by_edp = search(build_mapspace(case.arch, case.problem), case.table,
+                    MapperSettings(metric="edp", max_evaluations=4000))
+    by_metric = search(build_mapspace(case.arch, case.problem), case.table,
+                       MapperSettings(metric=metric, max_evaluations=4000))
+    value = {"energy": lambda s: s.energy_pj, "delay": lambda s: s.cycles,
+             "last_level_accesses": lambda s: s.last_level_accesses}[metric]
+    assert value(by_metric.stats) <= value(by_edp.stats)
+
+
+def test_equal_packing_signatures_share_one_search(shared_dir):
+    """On 16-bit words 6, 7 and 8 bits all pack 2 per word: one search serves all three."""
+    case = _case("eyeriss__mbv1_L2_dw__i8w8o8")
+    model = BuiltinCostModel(case.table)
+    settings = MapperSettings(max_evaluations=2000)
+    p8 = case.problem.with_precision(Precision(8, 8, 8))
+    p6 = case.problem.with_precision(Precision(6, 7, 8))
+    assert packing_signature(case.arch, p8) == packing_signature(case.arch, p6)
+    m8, s8 = model.search(case.arch, p8, settings)
+    m6, s6 = model.search(case.arch, p6, settings)
+    assert (model.cache.misses, model.cache.hits) == (1, 1)
+    assert m6 == m8 and s6 == s8
+    p4 = case.problem.with_precision(Precision(4, 8, 8))
+    assert packing_signature(case.arch, p4) != packing_signature(case.arch, p8)
+
+
+def test_bit_width_wider_than_a_kept_level_is_refused(shared_dir):
+    case = _case("eyeriss__mbv1_L1__none")
+    with pytest.raises(PrecisionError, match="wider than the 16-bit word"):
+        build_mapspace(case.arch, case.problem.with_precision(Precision(32, 8, 8)))
+
+
+def test_constraints_without_the_golden_files_still_build(shared_dir):
+    record = ALL_GOLDEN_RECORDS[0]
+    space = build_mapspace(record_arch(record, constraints=False), _case(record["case_id"]).problem)
+    assert space.factor_space_size > build_mapspace(_case(record["case_id"]).arch,
+                                                    _case(record["case_id"]).problem).factor_space_size

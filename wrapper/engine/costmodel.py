@@ -1,0 +1,109 @@
+"""`BuiltinCostModel`: the built-in engine and mapper behind the `CostModel` protocol ('builtin').
+
+Memoization (issue 4 item 3). Two (layer, precision) pairs whose problems have the same shape,
+bounds and coefficients and the same `packing_signature` (operands per word at every storage
+level and for every dataspace, plus the arithmetic word) see identical counts for every mapping,
+so with the same energy table and mapper settings the search returns the same best mapping. The
+in-process `MapperCache` is keyed by exactly that: (arch, shape, bounds, coefficients, packing
+signature, energy-table fingerprint, settings). On a hit the cached mapping is re-evaluated for
+the caller's own problem (one engine call), so the returned `Stats` always belong to the exact
+precision asked for. Callers (search layer, benchmarks) should keep one `BuiltinCostModel` per
+process to share the cache; i8w8 and i5w6 on 16-bit words, for example, both pack 2 per word.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from ..arch import Arch
+from ..costmodel import MapperSettings, content_hash, register
+from ..ert import EnergyTable, load_energy_table
+from ..mapping import Mapping
+from ..precision import packing_factor, packing_problem
+from ..problem import Problem
+from ..stats import Stats
+from .builtin import BuiltinEngine
+from .energy_model import builtin_energy_table
+from .mapper import search
+from .mapspace import build_mapspace
+
+
+def packing_signature(arch: Arch, problem: Problem) -> tuple:
+    """What the precision changes in the counts: problem shape/bounds/coefficients and, per
+    storage level (innermost first) and dataspace, the operands per word (0 where the bit width
+    does not fit the word, so the dataspace must bypass that level)."""
+    rows = []
+    for level in (*arch.inner_to_outer, arch.arithmetic):
+        row = []
+        for ds in problem.shape.dataspace_names:
+            bits = problem.precision.bits(ds) if ds in ("Inputs", "Weights", "Outputs") else None
+            fits = packing_problem(bits, level.word_bits) is None
+            row.append(packing_factor(bits, level.word_bits) if fits else 0)
+        rows.append((level.name, tuple(row)))
+    return (problem.shape, tuple(sorted(problem.bounds.items())),
+            tuple(sorted(problem.coefficients.items())), tuple(rows))
+
+
+def table_fingerprint(table: EnergyTable) -> str:
+    """Content hash of an energy table's action energies (areas do not affect the search)."""
+    return content_hash({k: dict(v) for k, v in table.actions.items()})
+
+
+@dataclass
+class MapperCache:
+    """In-process memo of best mappings by (arch, packing signature, energy table, settings)."""
+
+    entries: dict[tuple, Mapping] = field(default_factory=dict)
+    hits: int = 0
+    misses: int = 0
+
+    @staticmethod
+    def key(arch: Arch, problem: Problem, table: EnergyTable, settings: MapperSettings) -> tuple:
+        return (arch, packing_signature(arch, problem), table_fingerprint(table), settings.key())
+
+
+class BuiltinCostModel:
+    """The analytical engine (``evaluate``) and the built-in mapper (``search``).
+
+    The energy table is the ERT given (``energy_table`` or ``ert``/``art`` paths), else the
+    built-in energy model for the arch (with operand-width MAC scaling when ``scale_mac``).
+    """
+
+    name = "builtin"
+    version = "builtin-1"
+
+    def __init__(self, energy_table: EnergyTable | None = None, *, ert: str | Path | None = None,
+                 art: str | Path | None = None, scale_mac: bool = False,
+                 cache: MapperCache | None = None) -> None:
+        if energy_table is None and ert is not None:
+            energy_table = load_energy_table(ert, art)
+        self.energy_table = energy_table
+        self.scale_mac = scale_mac
+        self.cache = cache if cache is not None else MapperCache()
+        self.engine = BuiltinEngine()
+
+    def table_for(self, arch: Arch, problem: Problem) -> EnergyTable:
+        """The ERT given, else the built-in energy model of ``arch``."""
+        if self.energy_table is not None:
+            return self.energy_table
+        return builtin_energy_table(arch, problem.precision if self.scale_mac else None)
+
+    def evaluate(self, arch: Arch, problem: Problem, mapping: Mapping) -> Stats:
+        """Stats of one mapping (``valid`` False with the reason when it does not fit)."""
+        return self.engine.evaluate(arch, problem, mapping, self.table_for(arch, problem))
+
+    def search(self, arch: Arch, problem: Problem, settings: MapperSettings) -> tuple[Mapping, Stats]:
+        """Best mapping for ``settings``; memoized by packing signature (module docstring)."""
+        table = self.table_for(arch, problem)
+        key = MapperCache.key(arch, problem, table, settings)
+        cached = self.cache.entries.get(key)
+        if cached is not None:
+            self.cache.hits += 1
+            return cached, self.engine.evaluate(arch, problem, cached, table)
+        self.cache.misses += 1
+        result = search(build_mapspace(arch, problem), table, settings, self.engine)
+        self.cache.entries[key] = result.mapping
+        return result.mapping, result.stats
+
+
+register("builtin", BuiltinCostModel)

@@ -1,0 +1,646 @@
+"""The mapspace of one (arch, problem): every uniform mapping the architecture and mapspace
+constraints allow, as compact choices a mapper can enumerate, sample and mutate.
+
+Constraint semantics follow Timeloop's constraint parser and mapspace (checked against its
+source, see the issue 4 notes):
+- ``factors: D=n`` fixes the factor of dimension D in that tiling level. Fixed factors are taken
+  innermost first; one that does not divide what is left of the bound is left free, as Timeloop's
+  factorization (and the authors' fork behind the golden data) does: Simba's ``C=4`` at
+  PEAccuBuffer on a layer with C = 3 is free there. ``D=0`` gives the level the rest of D: Timeloop reads it
+  as "the full problem dimension", which equals "the remaining factor" whenever the other levels'
+  fixed factors of D are 1 (the only case in which Timeloop's mapspace is not empty); we use the
+  remaining factor, so both agree wherever Timeloop finds a mapping.
+- ``permutation`` lists loops innermost first. Whitespace is ignored: Timeloop reads the string
+  character by character and skips blanks, so ``'QRSC PNM'`` means ``'QRSCPNM'``. The listed
+  dimensions are the innermost loops in that order; unlisted ones are free and permuted above them.
+- spatial ``split``: the first ``split`` dimensions of the final spatial permutation run along the
+  X axis of the fan-out, the rest along Y. Without a split Timeloop chooses one; we allow every
+  X/Y assignment its split space can express (see `allowed_x`).
+- ``keep``/``bypass`` (type datatype or bypass): fixed per level and dataspace; anything left
+  open is explored both ways; the outermost level keeps everything.
+
+Tiling slots are ordered innermost first, like Timeloop's tiling levels: per storage level its
+spatial slot (fan-out to the level below, only where there is fan-out) inside its temporal slot.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Iterable, Mapping as MappingType, Sequence
+
+import numpy as np
+
+from ..arch import Arch
+from ..errors import PrecisionError, SpecError, unknown_name_fix
+from ..mapping import LevelMapping, Mapping
+from ..precision import packing_factor, packing_problem
+from ..problem import Problem
+
+TEMPORAL = "temporal"
+SPATIAL = "spatial"
+_BYPASS_TYPES = ("bypass", "datatype")
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One tiling level: the temporal or spatial loops of one storage level."""
+
+    level: str
+    kind: str
+    level_index: int  # index of the storage level, innermost = 0
+    fixed: tuple[tuple[str, int], ...]  # resolved fixed factors
+    prefix: tuple[str, ...]  # constrained permutation (innermost first)
+    split: int | None
+    fanout: tuple[int, int]  # (X, Y); (1, 1) for temporal slots
+    free: tuple[str, ...]  # dimensions whose factor the mapper chooses here
+
+    @property
+    def is_spatial(self) -> bool:
+        return self.kind == SPATIAL
+
+
+@dataclass(frozen=True)
+class MapSpace:
+    """All choices of one (arch, problem): factors per slot and dimension, loop orders, keeps."""
+
+    arch: Arch
+    problem: Problem
+    slots: tuple[Slot, ...]
+    dims: tuple[str, ...]
+    dataspaces: tuple[str, ...]
+    level_names: tuple[str, ...]  # storage levels innermost first
+    keep_rules: tuple[tuple[str, ...], ...]  # [level][dataspace] in '1', '0', 'X'
+    packing: tuple[tuple[int, ...], ...]  # [level][dataspace] operands per word (0 = cannot hold)
+    dim_options: tuple[tuple[tuple[int, ...], ...], ...] = field(repr=False)  # [dim][option][slot]
+    notes: tuple[str, ...] = ()  # constraint factors released because they do not divide
+
+    # ---- derived tables -------------------------------------------------------------------
+    @cached_property
+    def option_arrays(self) -> tuple[np.ndarray, ...]:
+        """Per dimension, all its factorizations over the slots as an int64 array (m, slots)."""
+        return tuple(np.array(opts, dtype=np.int64).reshape(len(opts), len(self.slots))
+                     for opts in self.dim_options)
+
+    @cached_property
+    def slot_level(self) -> np.ndarray:
+        """Storage-level index (innermost 0) of each slot."""
+        return np.array([s.level_index for s in self.slots], dtype=np.int64)
+
+    @cached_property
+    def temporal_slots(self) -> tuple[int, ...]:
+        return tuple(i for i, s in enumerate(self.slots) if not s.is_spatial)
+
+    @cached_property
+    def spatial_slots(self) -> tuple[int, ...]:
+        return tuple(i for i, s in enumerate(self.slots) if s.is_spatial)
+
+    @cached_property
+    def orders(self) -> tuple[tuple[tuple[str, ...], ...], ...]:
+        """Per slot, every order of its unconstrained loops (innermost first)."""
+        out = []
+        for slot in self.slots:
+            rest = tuple(d for d in self.dims if d not in slot.prefix)
+            out.append(tuple(itertools.permutations(rest)) if not slot.is_spatial else (rest,))
+        return tuple(out)
+
+    @cached_property
+    def keep_choices(self) -> tuple[tuple[frozenset[str], ...], ...]:
+        """Per storage level (innermost first), every keep set its rules allow."""
+        out = []
+        for rules in self.keep_rules:
+            fixed = frozenset(ds for ds, r in zip(self.dataspaces, rules) if r == "1")
+            open_ = [ds for ds, r in zip(self.dataspaces, rules) if r == "X"]
+            out.append(tuple(fixed | frozenset(c) for n in range(len(open_) + 1)
+                             for c in itertools.combinations(open_, n)))
+        return tuple(out)
+
+    @property
+    def factor_space_size(self) -> int:
+        """Number of factorizations before capacity and fan-out pruning."""
+        return int(np.prod([len(o) for o in self.dim_options], dtype=object))
+
+    # ---- capacity and fan-out -------------------------------------------------------------
+    @cached_property
+    def _projection(self) -> tuple[tuple[tuple[tuple[int, int], ...], ...], ...]:
+        """Per dataspace, per rank, the (dim index, coefficient) terms."""
+        index = {d: i for i, d in enumerate(self.dims)}
+        return tuple(tuple(tuple((index[t.dim], self.problem.coefficient(t.coefficient)) for t in rank)
+                           for rank in self.problem.dataspace(ds).projection)
+                     for ds in self.dataspaces)
+
+    def tile_bounds(self, factors: np.ndarray) -> np.ndarray:
+        """Cumulative bounds (n, levels, dims): the tile each storage level holds."""
+        n = factors.shape[0]
+        out = np.ones((n, len(self.level_names), len(self.dims)), dtype=np.int64)
+        running = np.ones((n, len(self.dims)), dtype=np.int64)
+        for i, slot in enumerate(self.slots):
+            running = running * factors[:, i, :]
+            out[:, slot.level_index, :] = running
+        return out
+
+    def tile_sizes(self, factors: np.ndarray) -> np.ndarray:
+        """Elements (n, levels, dataspaces) of each dataspace's tile at each level."""
+        bounds = self.tile_bounds(factors)
+        sizes = np.ones(bounds.shape[:2] + (len(self.dataspaces),), dtype=np.int64)
+        for j, ranks in enumerate(self._projection):
+            for rank in ranks:
+                extent = np.ones(bounds.shape[:2], dtype=np.int64)
+                for dim, coef in rank:
+                    extent = extent + coef * (bounds[:, :, dim] - 1)
+                sizes[:, :, j] *= extent
+        return sizes
+
+    def fits(self, factors: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        """Capacity check with packing: sum over kept dataspaces of ceil(tile / k) <= words.
+
+        ``keep`` is (levels, dataspaces) or (n, levels, dataspaces) booleans. Factors not yet
+        chosen may be 1: tiles only grow with factors, so a partial choice that does not fit
+        can never fit (the enumeration prunes on it).
+        """
+        sizes = self.tile_sizes(factors)
+        k = np.array(self.packing, dtype=np.int64)
+        words = -(-sizes // np.maximum(k, 1))
+        used = np.where(keep, words, 0).sum(axis=2)
+        ok = np.ones(factors.shape[0], dtype=bool)
+        for li, name in enumerate(self.level_names):
+            size = self.arch.level(name).size_words
+            if size is not None:
+                ok &= used[:, li] <= size
+        return ok
+
+    def fanout_ok(self, factors: np.ndarray) -> np.ndarray:
+        """Spatial factors fit each fan-out (total product; exact X/Y in `spatial_split`)."""
+        ok = np.ones(factors.shape[0], dtype=bool)
+        for i in self.spatial_slots:
+            fx, fy = self.slots[i].fanout
+            ok &= factors[:, i, :].prod(axis=1) <= fx * fy
+        return ok
+
+    def spatial_split(self, slot_index: int, factors: Sequence[int]) -> frozenset[str] | None:
+        """The X-axis dimensions for these spatial factors, or None when no allowed split fits."""
+        return _spatial_split(self.slots[slot_index], self.dims, tuple(int(f) for f in factors))
+
+    def splits_ok(self, factors: np.ndarray) -> np.ndarray:
+        """Rows whose spatial factors have an allowed X/Y assignment that fits the fan-out."""
+        ok = np.ones(factors.shape[0], dtype=bool)
+        for i in self.spatial_slots:
+            uniq, inverse = np.unique(factors[:, i, :], axis=0, return_inverse=True)
+            good = np.array([self.spatial_split(i, row) is not None for row in uniq], dtype=bool)
+            ok &= good[inverse.reshape(-1)]
+        return ok
+
+    # ---- enumeration ----------------------------------------------------------------------
+    def enumerate_factors(self, keep: np.ndarray, limit: int | None = None,
+                          rng: np.random.Generator | None = None) -> tuple[np.ndarray, bool]:
+        """All factor choices (n, slots, dims) that fit capacity and fan-out for ``keep``.
+
+        Dimensions are added one at a time and partial choices that already overflow a
+        buffer or a fan-out are dropped (tiles only grow). When more than ``limit`` partial
+        choices survive a step, a uniform random ``limit`` of them is kept (``rng``), so the
+        result is then a sample; the flag says whether it is complete.
+        """
+        rows = np.ones((1, len(self.slots), len(self.dims)), dtype=np.int64)
+        complete = True
+        order = sorted(range(len(self.dims)), key=lambda j: len(self.dim_options[j]))
+        for j in order:
+            opts = self.option_arrays[j]
+            if len(opts) == 1:
+                rows[:, :, j] = opts[0]
+                continue
+            n = rows.shape[0]
+            rows = np.repeat(rows, len(opts), axis=0)
+            rows[:, :, j] = np.tile(opts, (n, 1))
+            rows = rows[self.fits(rows, keep) & self.fanout_ok(rows)]
+            if limit is not None and rows.shape[0] > limit:
+                complete = False
+                pick = (rng or np.random.default_rng(0)).choice(rows.shape[0], limit, replace=False)
+                rows = rows[np.sort(pick)]
+        rows = rows[self.fits(rows, keep) & self.fanout_ok(rows)]
+        return rows[self.splits_ok(rows)], complete
+
+    # ---- loop-order equivalence -----------------------------------------------------------
+    @cached_property
+    def _relevance(self) -> tuple[tuple[frozenset[str], bool], ...]:
+        """Per dataspace: its dimensions, and whether a rank couples two (sliding window)."""
+        out = []
+        for ds in self.dataspaces:
+            shape = self.problem.dataspace(ds)
+            out.append((shape.dims, any(len(rank) > 1 for rank in shape.projection)))
+        return tuple(out)
+
+    def order_signature(self, loops: Sequence[str]) -> tuple:
+        """What a level's loop order (non-unit loops, innermost first) changes in the counts.
+
+        Per dataspace only the run of irrelevant loops inside its innermost relevant loop
+        matters (its tile stays put across them), and which loop ends the run. Where a rank
+        sums two dimensions (sliding windows), consecutive tiles can overlap, so the order of
+        the relevant loops after the run is kept as well.
+        """
+        sig = []
+        for dims, sliding in self._relevance:
+            run = []
+            rest: tuple[str, ...] = ()
+            for i, d in enumerate(loops):
+                if d in dims:
+                    tail = loops[i:]
+                    rest = tuple(x if x in dims else "*" for x in tail) if sliding else (d,)
+                    break
+                run.append(d)
+            sig.append((frozenset(run), rest))
+        return tuple(sig)
+
+    def order_classes(self, slot_index: int, nonunit: frozenset[str]) -> tuple[int, ...]:
+        """Indices into ``orders[slot]`` with pairwise different effect for these non-unit dims."""
+        key = (slot_index, nonunit)
+        cache = self._class_cache
+        if key not in cache:
+            slot = self.slots[slot_index]
+            seen: dict[tuple, int] = {}
+            pre = [d for d in slot.prefix if d in nonunit]
+            for idx, order in enumerate(self.orders[slot_index]):
+                sig = self.order_signature(pre + [d for d in order if d in nonunit])
+                seen.setdefault(sig, idx)
+            cache[key] = tuple(seen.values())
+        return cache[key]
+
+    @cached_property
+    def _class_cache(self) -> dict:
+        return {}
+
+    # ---- turning a choice into a mapping --------------------------------------------------
+    def to_mapping(self, factors: np.ndarray, orders: Sequence[int],
+                   keeps: Sequence[frozenset[str]]) -> Mapping:
+        """The Timeloop mapping of one choice (levels innermost first, all dims listed).
+
+        ``factors`` is (slots, dims), ``orders`` one index into ``self.orders[slot]`` per slot,
+        ``keeps`` one keep set per storage level (innermost first). Permutations start with the
+        constrained prefix exactly, so the mapping satisfies the constraints literally.
+        """
+        levels = []
+        for li, name in enumerate(self.level_names):
+            temporal: dict[str, int] = {}
+            spatial: dict[str, int] = {}
+            tperm = sperm = ""
+            split = None
+            for si, slot in enumerate(self.slots):
+                if slot.level_index != li:
+                    continue
+                row = {d: int(factors[si, j]) for j, d in enumerate(self.dims)}
+                if slot.is_spatial:
+                    spatial = row
+                    x_dims = self.spatial_split(si, factors[si])
+                    if x_dims is None:
+                        raise SpecError(f"spatial factors {row} do not fit the fan-out of {name}",
+                                        field=f"mapping target {name} (spatial)",
+                                        fix="internal: the mapper emitted an unchecked choice")
+                    sperm, split = _spatial_permutation(slot, self.dims, row, x_dims)
+                else:
+                    temporal = row
+                    tperm = "".join(slot.prefix) + "".join(self.orders[si][orders[si]])
+            kept = keeps[li]
+            levels.append(LevelMapping(
+                target=name, temporal=temporal, temporal_permutation=tperm, spatial=spatial,
+                spatial_permutation=sperm, split=split,
+                keep=tuple(ds for ds in self.dataspaces if ds in kept),
+                bypass=tuple(ds for ds in self.dataspaces if ds not in kept)))
+        return Mapping(tuple(levels))
+
+    # ---- checking a mapping against the constraints ---------------------------------------
+    def violations(self, mapping: Mapping, strict: bool = False) -> list[str]:
+        """Constraint violations of a mapping (empty when it satisfies them).
+
+        Loops of size 1 change nothing, so by default their position is ignored; ``strict``
+        also requires each constrained permutation to be the literal innermost prefix and the
+        constrained split to be the one written (what the mapper's own output satisfies).
+        """
+        problems: list[str] = []
+        for si, slot in enumerate(self.slots):
+            lm = mapping.for_level(slot.level)
+            factors = dict(lm.spatial if slot.is_spatial else lm.temporal)
+            where = f"{slot.level} ({slot.kind})"
+            for dim, value in slot.fixed:
+                if factors.get(dim, 1) != value:
+                    problems.append(f"{where}: {dim} = {factors.get(dim, 1)}, constraint says {value}")
+            nonunit = frozenset(d for d, f in factors.items() if f > 1)
+            if slot.is_spatial:
+                x, _ = lm.spatial_xy()
+                x_nonunit = frozenset(d for d in x if x[d] > 1)
+                if not _x_allowed(slot, self.dims, nonunit, x_nonunit):
+                    problems.append(f"{where}: X dims {sorted(x_nonunit)} not allowed by the "
+                                    f"constraint (permutation {''.join(slot.prefix)}, split {slot.split})")
+                if strict and slot.split is not None and (
+                        lm.split != slot.split
+                        or not lm.spatial_permutation.startswith("".join(slot.prefix))):
+                    problems.append(f"{where}: permutation/split not literally the constraint's")
+            else:
+                perm = lm.temporal_permutation
+                order = [d for d in perm if d in nonunit] + sorted(nonunit - set(perm))
+                pre = [d for d in slot.prefix if d in nonunit]
+                if order[:len(pre)] != pre:
+                    problems.append(f"{where}: loop order {''.join(order)} breaks the constraint "
+                                    f"permutation {''.join(slot.prefix)}")
+                if strict and not perm.startswith("".join(slot.prefix)):
+                    problems.append(f"{where}: permutation {perm} does not start with "
+                                    f"{''.join(slot.prefix)}")
+        all_spaces = frozenset(self.dataspaces)
+        for li, name in enumerate(self.level_names):
+            lm = mapping.for_level(name)
+            if lm.keep is None and lm.bypass is None:
+                kept = all_spaces
+            elif lm.keep is None:
+                kept = all_spaces - frozenset(lm.bypass or ())
+            else:
+                kept = frozenset(lm.keep) - frozenset(lm.bypass or ())
+            for ds, rule in zip(self.dataspaces, self.keep_rules[li]):
+                if rule == "1" and ds not in kept:
+                    problems.append(f"{name}: must keep {ds}")
+                if rule == "0" and ds in kept:
+                    problems.append(f"{name}: must bypass {ds}")
+        return problems
+
+
+# ---- building the space --------------------------------------------------------------------
+
+def build_mapspace(arch: Arch, problem: Problem) -> MapSpace:
+    """The mapspace of ``arch`` (with its constraints) for ``problem``.
+
+    Raises SpecError for constraints that name unknown dimensions or admit no mapping, and
+    PrecisionError when a dataspace the constraints force into a level is wider than its word.
+    """
+    dims = tuple(problem.shape.dimensions)
+    dataspaces = tuple(problem.shape.dataspace_names)
+    inner = arch.inner_to_outer
+    for c in arch.constraints:
+        if c.type == SPATIAL and arch.fanout(c.target) == (1, 1):
+            raise SpecError(f"spatial constraint on {c.target}, which has no fan-out",
+                            file=arch.source, field=f"{c.origin}_constraints target {c.target}",
+                            fix="put spatial constraints on a level with more instances below it")
+    slots_raw: list[dict] = []
+    for li, level in enumerate(inner):
+        fx, fy = arch.fanout(level.name)
+        if fx * fy > 1:
+            slots_raw.append(_raw_slot(arch, problem, level.name, SPATIAL, li, (fx, fy)))
+        slots_raw.append(_raw_slot(arch, problem, level.name, TEMPORAL, li, (1, 1)))
+    fixed, notes = _resolve_fixed(slots_raw, problem, arch.source)
+    slots = tuple(Slot(level=r["level"], kind=r["kind"], level_index=r["level_index"],
+                       fixed=tuple((d, fixed[i][d]) for d in dims if d in fixed[i]),
+                       prefix=r["prefix"], split=r["split"], fanout=r["fanout"],
+                       free=tuple(d for d in dims if d not in fixed[i]))
+                  for i, r in enumerate(slots_raw))
+    options = tuple(_dim_options(d, problem.bounds[d], slots, arch.source) for d in dims)
+    keep_rules = _keep_rules(arch, problem, [lv.name for lv in inner], dataspaces)
+    packing = []
+    for li, level in enumerate(inner):
+        row = []
+        for di, ds in enumerate(dataspaces):
+            bits = problem.precision.bits(ds) if ds in ("Inputs", "Weights", "Outputs") else None
+            if packing_problem(bits, level.word_bits) is None:
+                row.append(packing_factor(bits, level.word_bits))
+                continue
+            if keep_rules[li][di] == "1":
+                raise PrecisionError(f"{ds} at level {level.name}: "
+                                     f"{packing_problem(bits, level.word_bits)}",
+                                     file=arch.source, field=f"problem.instance.bitwidths.{ds}",
+                                     fix=f"use a bit width between 1 and {level.word_bits}")
+            keep_rules[li][di] = "0"  # an open choice that can only be 'bypass'
+            row.append(0)
+        packing.append(tuple(row))
+    return MapSpace(arch=arch, problem=problem, slots=slots, dims=dims, dataspaces=dataspaces,
+                    level_names=tuple(lv.name for lv in inner),
+                    keep_rules=tuple(tuple(r) for r in keep_rules), packing=tuple(packing),
+                    dim_options=options, notes=tuple(notes))
+
+
+def _raw_slot(arch: Arch, problem: Problem, level: str, kind: str, level_index: int,
+              fanout: tuple[int, int]) -> dict:
+    """Merge the constraints on one slot (arch and mapspace files may both speak about it)."""
+    dims = problem.shape.dimensions
+    factors: dict[str, int] = {}
+    prefix: tuple[str, ...] = ()
+    split = None
+    for c in arch.constraints_for(level, kind):
+        where = f"{c.origin}_constraints target {level} ({kind})"
+        for dim, value in c.factors.items():
+            if dim not in dims:
+                raise SpecError(f"factor of unknown dimension '{dim}'", file=arch.source,
+                                field=f"{where}.factors", fix=unknown_name_fix(dim, dims, "dimensions"))
+            if dim in factors and factors[dim] != value:
+                raise SpecError(f"{dim} is constrained to both {factors[dim]} and {value}",
+                                file=arch.source, field=f"{where}.factors",
+                                fix="give each factor in one constraint file only")
+            factors[dim] = value
+        if c.permutation is not None:
+            perm = tuple(ch for ch in c.permutation if not ch.isspace())
+            for dim in perm:
+                if dim not in dims:
+                    raise SpecError(f"permutation names unknown dimension '{dim}'", file=arch.source,
+                                    field=f"{where}.permutation",
+                                    fix=unknown_name_fix(dim, dims, "dimensions"))
+            if len(set(perm)) != len(perm):
+                raise SpecError(f"permutation '{c.permutation}' repeats a dimension",
+                                file=arch.source, field=f"{where}.permutation",
+                                fix="name each dimension at most once")
+            if prefix and prefix != perm:
+                raise SpecError("permutation is constrained twice", file=arch.source,
+                                field=f"{where}.permutation",
+                                fix="give the permutation in one constraint file only")
+            prefix = perm
+        if c.split is not None:
+            split = c.split
+    if split is not None:
+        split = min(split, len(dims))
+    return {"level": level, "kind": kind, "level_index": level_index, "factors": factors,
+            "prefix": prefix, "split": split, "fanout": fanout}
+
+
+def _resolve_fixed(slots_raw: list[dict], problem: Problem,
+                   source: str | None) -> tuple[list[dict[str, int]], list[str]]:
+    """Fixed factors per slot, and notes on constraint factors that had to be released.
+
+    Like Timeloop's factorization (and the authors' fork that made the golden data), fixed
+    factors are taken innermost first; one that does not divide what is left of the bound
+    (e.g. ``C=4`` on a layer with C = 3) is released to a free factor with a note. ``D=0``
+    takes the rest of D, and then D's unconstrained slots are 1.
+    """
+    fixed: list[dict[str, int]] = [dict() for _ in slots_raw]
+    notes: list[str] = []
+    for dim in problem.shape.dimensions:
+        bound = problem.bounds[dim]
+        zero_slots = []
+        product = 1
+        for i, raw in enumerate(slots_raw):
+            if dim not in raw["factors"]:
+                continue
+            value = raw["factors"][dim]
+            if value == 0:
+                zero_slots.append(i)
+            elif bound % (value * product) == 0:
+                fixed[i][dim] = value
+                product *= value
+            else:
+                notes.append(f"{raw['level']} ({raw['kind']}): {dim}={value} does not divide "
+                             f"{dim} = {bound} (after {product}); left free, as Timeloop does")
+        if len(zero_slots) > 1 and bound > 1:
+            names = ", ".join(f"{slots_raw[i]['level']} ({slots_raw[i]['kind']})" for i in zero_slots)
+            raise SpecError(f"{dim}=0 (the rest of {dim}) is given at several levels: {names}",
+                            file=source, field="constraints.factors",
+                            fix=f"give {dim}=0 at one level only")
+        if zero_slots:
+            fixed[zero_slots[0]][dim] = bound // product
+            for i in range(len(slots_raw)):
+                fixed[i].setdefault(dim, 1)
+    return fixed, notes
+
+
+def _dim_options(dim: str, bound: int, slots: tuple[Slot, ...], source: str | None) -> tuple[tuple[int, ...], ...]:
+    """Every way to spread ``bound`` over the slots that leave ``dim`` free (fixed ones fixed)."""
+    fixed = {i: dict(s.fixed)[dim] for i, s in enumerate(slots) if dim in dict(s.fixed)}
+    product = 1
+    for value in fixed.values():
+        product *= value
+    free = [i for i in range(len(slots)) if i not in fixed]
+    rest = bound // product
+    if not free:
+        if rest != 1:
+            raise SpecError(f"constraints fix every factor of {dim} but they multiply to "
+                            f"{product}, not {dim} = {bound}", file=source,
+                            field="constraints.factors", fix=f"leave one level's {dim} free")
+        return (tuple(fixed[i] for i in range(len(slots))),)
+    out = []
+    for parts in ordered_factorizations(rest, len(free)):
+        row = [1] * len(slots)
+        for i, value in fixed.items():
+            row[i] = value
+        for i, value in zip(free, parts):
+            row[i] = value
+        out.append(tuple(row))
+    return tuple(out)
+
+
+def _keep_rules(arch: Arch, problem: Problem, levels: list[str],
+                dataspaces: tuple[str, ...]) -> list[list[str]]:
+    """Per level (innermost first) and dataspace: '1' keep, '0' bypass, 'X' open."""
+    rules = [["X"] * len(dataspaces) for _ in levels]
+    for li, name in enumerate(levels):
+        for c in arch.constraints_for(name):
+            if c.type not in _BYPASS_TYPES:
+                continue
+            for value, names in (("1", c.keep or ()), ("0", c.bypass or ())):
+                for ds in names:
+                    if ds not in dataspaces:
+                        raise SpecError(f"unknown dataspace '{ds}' in keep/bypass", file=arch.source,
+                                        field=f"{c.origin}_constraints target {name}",
+                                        fix=unknown_name_fix(ds, dataspaces, "dataspaces"))
+                    rules[li][dataspaces.index(ds)] = value
+    outer = len(levels) - 1
+    for di, ds in enumerate(dataspaces):
+        if rules[outer][di] == "0":
+            raise SpecError(f"the outermost level {levels[outer]} bypasses {ds}", file=arch.source,
+                            field=f"constraints target {levels[outer]}",
+                            fix="the outermost level must keep every dataspace")
+        rules[outer][di] = "1"
+    return rules
+
+
+# ---- factorizations ------------------------------------------------------------------------
+
+def prime_factors(n: int) -> dict[int, int]:
+    """Prime -> exponent."""
+    out: dict[int, int] = {}
+    p = 2
+    while p * p <= n:
+        while n % p == 0:
+            out[p] = out.get(p, 0) + 1
+            n //= p
+        p += 1
+    if n > 1:
+        out[n] = out.get(n, 0) + 1
+    return out
+
+
+def ordered_factorizations(n: int, k: int) -> list[tuple[int, ...]]:
+    """All k-tuples of positive integers whose product is n (each prime's exponent spread)."""
+    per_prime = []
+    for p, e in prime_factors(n).items():
+        per_prime.append([tuple(p ** x for x in comp) for comp in _compositions(e, k)])
+    out = []
+    for combo in itertools.product(*per_prime):
+        row = [1] * k
+        for parts in combo:
+            for i, v in enumerate(parts):
+                row[i] *= v
+        out.append(tuple(row))
+    return out or [tuple([1] * k)]
+
+
+def _compositions(total: int, parts: int) -> Iterable[tuple[int, ...]]:
+    """Weak compositions of ``total`` into ``parts`` non-negative integers."""
+    for bars in itertools.combinations(range(total + parts - 1), parts - 1):
+        prev = -1
+        out = []
+        for b in bars:
+            out.append(b - prev - 1)
+            prev = b
+        out.append(total + parts - 1 - prev - 1)
+        yield tuple(out)
+
+
+# ---- spatial X/Y ---------------------------------------------------------------------------
+
+def _x_allowed(slot: Slot, dims: tuple[str, ...], nonunit: frozenset[str],
+               x_nonunit: frozenset[str]) -> bool:
+    """Can Timeloop's split space put exactly ``x_nonunit`` (of the non-unit dims) on X?"""
+    if not x_nonunit <= nonunit:
+        return False
+    prefix = slot.prefix
+    free = [d for d in dims if d not in prefix]
+    if slot.split is not None:
+        s = slot.split
+        if x_nonunit & set(prefix) != nonunit & set(prefix[:s]):
+            return False
+        room = max(0, s - len(prefix))
+        free_x = len(x_nonunit - set(prefix))
+        free_y = len((nonunit - set(prefix)) - x_nonunit)
+        return free_x <= room and free_y <= len(free) - room
+    ordered = [d for d in prefix if d in nonunit]
+    for j in range(len(ordered) + 1):
+        if x_nonunit == frozenset(ordered[:j]):
+            return True
+    return frozenset(ordered) <= x_nonunit
+
+
+def _spatial_split(slot: Slot, dims: tuple[str, ...], factors: tuple[int, ...]) -> frozenset[str] | None:
+    """First allowed X set (fewest X dims first) whose products fit the fan-out."""
+    fx, fy = slot.fanout
+    value = dict(zip(dims, factors))
+    nonunit = [d for d in dims if value[d] > 1]
+    for n in range(len(nonunit) + 1):
+        for combo in itertools.combinations(nonunit, n):
+            x = frozenset(combo)
+            px = int(np.prod([value[d] for d in x])) if x else 1
+            py = int(np.prod([value[d] for d in nonunit if d not in x])) if len(x) < len(nonunit) else 1
+            if px <= fx and py <= fy and _x_allowed(slot, dims, frozenset(nonunit), x):
+                return x
+    return None
+
+
+def _spatial_permutation(slot: Slot, dims: tuple[str, ...], factors: MappingType[str, int],
+                         x_dims: frozenset[str]) -> tuple[str, int]:
+    """A spatial permutation and split realizing ``x_dims`` on X (the constraint's when given)."""
+    if slot.split is not None:
+        prefix = list(slot.prefix)
+        free = [d for d in dims if d not in prefix]
+        room = max(0, slot.split - len(prefix))
+        fx_nonunit = [d for d in free if d in x_dims]
+        unit = [d for d in free if factors[d] == 1]
+        fy_nonunit = [d for d in free if factors[d] > 1 and d not in x_dims]
+        pad = room - len(fx_nonunit)
+        order = prefix + fx_nonunit + unit[:pad] + fy_nonunit + unit[pad:]
+        return "".join(order), slot.split
+    rank = {d: i for i, d in enumerate(list(slot.prefix) + [d for d in dims if d not in slot.prefix])}
+    x = sorted((d for d in dims if d in x_dims), key=rank.__getitem__)
+    y = sorted((d for d in dims if d not in x_dims and factors[d] > 1), key=rank.__getitem__)
+    unit = [d for d in dims if d not in x_dims and factors[d] == 1]
+    return "".join(x + y + unit), len(x)
