@@ -55,22 +55,27 @@ def test_packing_divides_counts_and_capacity(shared_dir: Path) -> None:
 
 
 def test_capacity_overflow_names_level_and_words(shared_dir: Path) -> None:
+    """All of M in psum_spad (24 words, keeps only Outputs) overflows it; the reason says where,
+    which dataspace, how many words are needed and how many the level has."""
     record, arch, problem, mapping = _inputs("eyeriss")
     levels = []
     for lm in mapping.levels:
-        if lm.target == "psum_spad":
-            lm = replace(lm, temporal={**lm.temporal, "M": lm.temporal.get("M", 1) * 32})
-        if lm.target == "DRAM":
-            lm = replace(lm, temporal={**lm.temporal, "M": 1})
-        levels.append(lm)
-    m_total = 1
-    for lm in levels:
-        m_total *= lm.temporal.get("M", 1) * lm.spatial.get("M", 1)
-    if m_total != problem.bounds["M"]:
-        pytest.skip("mapping has M elsewhere; overflow construction not applicable")
+        temporal, spatial = dict(lm.temporal), dict(lm.spatial)
+        temporal["M"] = problem.bounds["M"] if lm.target == "psum_spad" else 1
+        spatial["M"] = 1
+        levels.append(replace(lm, temporal=temporal, spatial=spatial))
+    psum = next(lm for lm in levels if lm.target == "psum_spad")
+    tile = 1
+    for dim in ("N", "M", "P", "Q"):  # Outputs ranks; psum_spad is the innermost level
+        tile *= psum.temporal.get(dim, 1) * psum.spatial.get(dim, 1)
+    assert tile > 24
     stats = BuiltinEngine().evaluate(arch, problem, Mapping(tuple(levels)))
-    assert not stats.valid and "psum_spad" in stats.reason and "Outputs" in stats.reason
-    assert "has 24 words" in stats.reason
+    assert not stats.valid
+    assert stats.reason == (f"capacity exceeded at level psum_spad: needs {tile} words "
+                            f"(Outputs {tile}), has 24 words")
+    packed = BuiltinEngine().evaluate(arch, problem.with_precision(Precision(16, 16, 8)),
+                                      Mapping(tuple(levels)))
+    assert f"needs {-(-tile // 2)} words (Outputs {-(-tile // 2)})" in packed.reason
 
 
 def _all_at_dram(arch, mapping: Mapping, problem) -> Mapping:

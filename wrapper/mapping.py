@@ -39,6 +39,12 @@ class LevelMapping:
                      tuple(sorted(self.spatial.items())), self.spatial_permutation, self.split,
                      self.keep, self.bypass))
 
+    def kept(self, dataspaces: Sequence[str]) -> frozenset[str]:
+        """What this level keeps: everything unless told; ``keep`` minus ``bypass`` when a keep
+        list is given; everything but ``bypass`` when only a bypass list is given."""
+        base = frozenset(dataspaces) if self.keep is None else frozenset(self.keep)
+        return base - frozenset(self.bypass or ())
+
     def spatial_xy(self) -> tuple[dict[str, int], dict[str, int]]:
         """Spatial factors along X (the first ``split`` dims of the permutation) and along Y."""
         order = [d for d in self.spatial_permutation if d in self.spatial]
@@ -151,11 +157,10 @@ def dump_mapping(mapping: Mapping, path: str | Path) -> Path:
 def check_precision(arch: Arch, problem: Problem, mapping: Mapping | None = None,
                     source: str | None = None) -> None:
     """Refuse bit widths a level cannot store: wider than its word, or <= 0 (PrecisionError)."""
+    names = problem.shape.dataspace_names
     for level in arch.levels:
-        kept = problem.shape.dataspace_names
-        if mapping is not None and mapping.for_level(level.name).keep is not None:
-            kept = mapping.for_level(level.name).keep or ()
-        for dataspace in kept:
+        kept = names if mapping is None else mapping.for_level(level.name).kept(names)
+        for dataspace in (d for d in names if d in kept):
             bits = problem.precision.bits(dataspace) if dataspace in ("Inputs", "Weights", "Outputs") else None
             problem_text = packing_problem(bits, level.word_bits)
             if problem_text:

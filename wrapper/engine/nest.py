@@ -1,13 +1,21 @@
-"""The loop nest of a uniform mapping, in the form the nest analysis needs.
+"""The loop nests of a batch of uniform mappings, as arrays over the mapping axis.
 
 Timeloop orders loops per storage level: the level's spatial loops (fan-out to the level below)
-sit inside its temporal loops, and levels nest innermost first. Loops of size 1 change nothing in
-its analysis, so they are dropped here.
+sit inside its temporal loops, and levels nest innermost first. A nest is therefore fully given by
+per-level factor arrays plus each level's temporal loop order; spatial order never changes a count
+(each dimension has one spatial loop per level, so the set of child positions is order-free).
+Loops of size 1 change nothing in the analysis, which treats them as absent.
+
+One `NestBatch` holds ``n`` nests of one (arch, problem); the scalar path is a batch of one, so
+both paths share every line of the analysis.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..arch import Arch
 from ..mapping import Mapping
@@ -15,86 +23,69 @@ from ..problem import Problem
 
 
 @dataclass(frozen=True)
-class Loop:
-    """One non-trivial loop: its problem dimension and trip count."""
+class NestBatch:
+    """``n`` loop nests over the storage levels innermost first (index 0 sits next to the MACs).
 
-    dim: str
-    size: int
+    ``temporal``/``spatial``: factors ``[n, level, dim]``; ``order``: per level the dimension
+    indices of its temporal loops, innermost first (a permutation of ``range(len(dims))``);
+    ``keeps``: per level the dataspaces it keeps (shared by the batch).
+    """
 
-
-@dataclass(frozen=True)
-class LevelLoops:
-    """Loops of one storage level (innermost first) and the dataspaces it keeps."""
-
-    name: str
-    temporal: tuple[Loop, ...]
-    spatial: tuple[Loop, ...]
-    keeps: frozenset[str]
-
-
-@dataclass(frozen=True)
-class Nest:
-    """All storage levels innermost first (index 0 sits next to the MACs)."""
-
-    levels: tuple[LevelLoops, ...]
+    temporal: np.ndarray
+    spatial: np.ndarray
+    order: np.ndarray
+    keeps: tuple[frozenset[str], ...]
     dims: tuple[str, ...]
 
-    def factor(self, level: int, dim: str, spatial: bool | None = None) -> int:
-        """Product of the factors of ``dim`` at ``level`` (temporal, spatial, or both)."""
-        lv = self.levels[level]
-        loops = (lv.temporal if spatial is not True else ()) + (lv.spatial if spatial is not False else ())
-        total = 1
-        for loop in loops:
-            if loop.dim == dim:
-                total *= loop.size
-        return total
+    @property
+    def size(self) -> int:
+        return self.temporal.shape[0]
 
-    def bounds_upto(self, level: int) -> dict[str, int]:
-        """Per dimension, the product of all factors at levels 0..level (the tile at ``level``)."""
-        bounds = {d: 1 for d in self.dims}
-        for i in range(level + 1):
-            for d in self.dims:
-                bounds[d] *= self.factor(i, d)
-        return bounds
+    def tile_bounds(self) -> np.ndarray:
+        """``[n, level, dim]``: the tile of each level (product of all factors at levels <= it)."""
+        return np.cumprod(self.temporal * self.spatial, axis=1)
 
-    def instances_above(self, level: int) -> int:
-        """Utilized instances of ``level``: spatial fan-out of all levels above it."""
-        total = 1
-        for lv in self.levels[level + 1:]:
-            for loop in lv.spatial:
-                total *= loop.size
-        return total
+    def instances(self) -> np.ndarray:
+        """``[n, level]``: utilized instances of each level (spatial fan-out of all levels above)."""
+        fan = self.spatial.prod(axis=2)
+        inclusive = np.cumprod(fan[:, ::-1], axis=1)[:, ::-1]
+        return np.concatenate([inclusive[:, 1:], np.ones((self.size, 1), dtype=np.int64)], axis=1)
 
-    def temporal_iterations(self) -> int:
-        """MACs per MAC instance: the product of every temporal loop."""
-        total = 1
-        for lv in self.levels:
-            for loop in lv.temporal:
-                total *= loop.size
-        return total
+    def used_macs(self) -> np.ndarray:
+        """MAC units in use: the spatial fan-out of every level."""
+        return self.spatial.prod(axis=(1, 2))
+
+    def compute_cycles(self) -> np.ndarray:
+        """MACs per MAC instance: the product of every temporal factor."""
+        return self.temporal.prod(axis=(1, 2))
 
 
-def _ordered(factors: dict[str, int], permutation: str, dims: tuple[str, ...]) -> tuple[Loop, ...]:
-    order = [d for d in permutation if d in factors]
-    order += [d for d in dims if d in factors and d not in order]
-    return tuple(Loop(d, int(factors[d])) for d in order if int(factors[d]) > 1)
+def loop_order(permutation: str, dims: Sequence[str]) -> list[int]:
+    """Dimension indices innermost first: the permutation's dims, then the rest in dims order."""
+    named = [d for d in dict.fromkeys(permutation) if d in dims]
+    return [dims.index(d) for d in named + [d for d in dims if d not in named]]
 
 
-def build_nest(arch: Arch, problem: Problem, mapping: Mapping) -> Nest:
-    """Turn a mapping into per-level loops (innermost level first)."""
+def orders_array(permutations: Sequence[str] | Sequence[Sequence[str]] | np.ndarray, n: int,
+                 n_levels: int, dims: Sequence[str]) -> np.ndarray:
+    """``[n, level, dim]`` loop orders from one permutation string per level (shared by the
+    batch), one such list per mapping, or an integer array of dimension indices already."""
+    if isinstance(permutations, np.ndarray):
+        return np.broadcast_to(permutations.astype(np.int64), (n, n_levels, len(dims)))
+    if len(permutations) and isinstance(permutations[0], str):
+        shared = np.array([loop_order(p, dims) for p in permutations], dtype=np.int64)
+        return np.broadcast_to(shared, (n, n_levels, len(dims)))
+    known = {p: loop_order(p, dims) for perms in permutations for p in perms}
+    rows = [[known[p] for p in perms] for perms in permutations]
+    return np.array(rows, dtype=np.int64).reshape(n, n_levels, len(dims))
+
+
+def nest_from_mapping(arch: Arch, problem: Problem, mapping: Mapping) -> NestBatch:
+    """The batch of one nest that a `Mapping` describes."""
     dims = problem.shape.dimensions
-    all_spaces = frozenset(problem.shape.dataspace_names)
-    levels = []
-    for level in arch.inner_to_outer:
-        lm = mapping.for_level(level.name)
-        if lm.keep is None and lm.bypass is None:
-            keeps = all_spaces
-        elif lm.keep is None:
-            keeps = all_spaces - frozenset(lm.bypass or ())
-        else:
-            keeps = frozenset(lm.keep) - frozenset(lm.bypass or ())
-        levels.append(LevelLoops(level.name,
-                                 _ordered(dict(lm.temporal), lm.temporal_permutation, dims),
-                                 _ordered(dict(lm.spatial), lm.spatial_permutation, dims),
-                                 keeps))
-    return Nest(tuple(levels), dims)
+    levels = [mapping.for_level(level.name) for level in arch.inner_to_outer]
+    temporal = np.array([[[int(lm.temporal.get(d, 1)) for d in dims] for lm in levels]], dtype=np.int64)
+    spatial = np.array([[[int(lm.spatial.get(d, 1)) for d in dims] for lm in levels]], dtype=np.int64)
+    order = np.array([[loop_order(lm.temporal_permutation, dims) for lm in levels]], dtype=np.int64)
+    keeps = tuple(lm.kept(problem.shape.dataspace_names) for lm in levels)
+    return NestBatch(temporal, spatial, order, keeps, dims)

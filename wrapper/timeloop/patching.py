@@ -83,8 +83,10 @@ def kept_dataspaces(arch: Arch, problem: Problem, level: str,
                     mapping: Mapping | None = None) -> tuple[str, ...]:
     """Dataspaces a level keeps: the mapping's keep list, else the arch's keep/bypass constraints."""
     names = problem.shape.dataspace_names
-    if mapping is not None and level in mapping.targets and mapping.for_level(level).keep is not None:
-        return tuple(mapping.for_level(level).keep or ())
+    if mapping is not None and level in mapping.targets:
+        chosen = mapping.for_level(level)
+        if chosen.keep is not None or chosen.bypass is not None:
+            return tuple(d for d in names if d in chosen.kept(names))
     for constraint in arch.constraints_for(level):
         if constraint.keep is not None:
             return tuple(d for d in names if d in constraint.keep)
