@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping as MappingType
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Mapping as MappingType, Sequence
+from typing import Any
 
 from .arch import arch_from_dict
 from .costmodel import MapperSettings, get_cost_model

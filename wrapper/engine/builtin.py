@@ -19,9 +19,9 @@ from ..problem import Problem
 from ..stats import Stats
 from .batch import evaluate_nests
 from .nest import nest_from_mapping
-from .pricing import packing_factors, utilized_clusters
+from .pricing import packing_factors
 
-__all__ = ["BuiltinEngine", "utilized_clusters"]  # the mapper prices with utilized_clusters
+__all__ = ["BuiltinEngine"]
 
 
 class BuiltinEngine:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+
 from ..arch import Arch
 from ..costmodel import MapperSettings, content_hash, register
 from ..ert import EnergyTable, load_energy_table

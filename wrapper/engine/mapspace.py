@@ -26,16 +26,17 @@ spatial slot (fan-out to the level below, only where there is fan-out) inside it
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping as MappingType
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Iterable, Mapping as MappingType, Sequence
 
 import numpy as np
 
 from ..arch import Arch
 from ..errors import PrecisionError, SpecError, unknown_name_fix
 from ..mapping import LevelMapping, Mapping
-from ..precision import packing_factor, packing_problem
+from ..precision import packed_count, packing_factor, packing_problem
 from ..problem import Problem
 
 TEMPORAL = "temporal"
@@ -73,16 +74,10 @@ class MapSpace:
     level_names: tuple[str, ...]  # storage levels innermost first
     keep_rules: tuple[tuple[str, ...], ...]  # [level][dataspace] in '1', '0', 'X'
     packing: tuple[tuple[int, ...], ...]  # [level][dataspace] operands per word (0 = cannot hold)
-    dim_options: tuple[tuple[tuple[int, ...], ...], ...] = field(repr=False)  # [dim][option][slot]
+    dim_options: tuple[np.ndarray, ...] = field(repr=False, compare=False)  # [dim] (options, slots)
     notes: tuple[str, ...] = ()  # constraint factors released because they do not divide
 
     # ---- derived tables -------------------------------------------------------------------
-    @cached_property
-    def option_arrays(self) -> tuple[np.ndarray, ...]:
-        """Per dimension, all its factorizations over the slots as an int64 array (m, slots)."""
-        return tuple(np.array(opts, dtype=np.int64).reshape(len(opts), len(self.slots))
-                     for opts in self.dim_options)
-
     @cached_property
     def slot_level(self) -> np.ndarray:
         """Storage-level index (innermost 0) of each slot."""
@@ -95,15 +90,6 @@ class MapSpace:
     @cached_property
     def spatial_slots(self) -> tuple[int, ...]:
         return tuple(i for i, s in enumerate(self.slots) if s.is_spatial)
-
-    @cached_property
-    def orders(self) -> tuple[tuple[tuple[str, ...], ...], ...]:
-        """Per slot, every order of its unconstrained loops (innermost first)."""
-        out = []
-        for slot in self.slots:
-            rest = tuple(d for d in self.dims if d not in slot.prefix)
-            out.append(tuple(itertools.permutations(rest)) if not slot.is_spatial else (rest,))
-        return tuple(out)
 
     @cached_property
     def keep_choices(self) -> tuple[tuple[frozenset[str], ...], ...]:
@@ -121,57 +107,27 @@ class MapSpace:
         """Number of factorizations before capacity and fan-out pruning."""
         return int(np.prod([len(o) for o in self.dim_options], dtype=object))
 
+    def split_factors(self, factors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Slot factors (n, slots, dims) as the engine's temporal and spatial (n, levels, dims)."""
+        shape = (factors.shape[0], len(self.level_names), len(self.dims))
+        temporal = np.ones(shape, dtype=np.int64)
+        spatial = np.ones(shape, dtype=np.int64)
+        t, s = list(self.temporal_slots), list(self.spatial_slots)
+        temporal[:, self.slot_level[t], :] = factors[:, t, :]
+        spatial[:, self.slot_level[s], :] = factors[:, s, :]
+        return temporal, spatial
+
     # ---- capacity and fan-out -------------------------------------------------------------
-    @cached_property
-    def _projection(self) -> tuple[tuple[tuple[tuple[int, int], ...], ...], ...]:
-        """Per dataspace, per rank, the (dim index, coefficient) terms."""
-        index = {d: i for i, d in enumerate(self.dims)}
-        return tuple(tuple(tuple((index[t.dim], self.problem.coefficient(t.coefficient)) for t in rank)
-                           for rank in self.problem.dataspace(ds).projection)
-                     for ds in self.dataspaces)
-
-    def tile_bounds(self, factors: np.ndarray) -> np.ndarray:
-        """Cumulative bounds (n, levels, dims): the tile each storage level holds."""
-        n = factors.shape[0]
-        out = np.ones((n, len(self.level_names), len(self.dims)), dtype=np.int64)
-        running = np.ones((n, len(self.dims)), dtype=np.int64)
-        for i, slot in enumerate(self.slots):
-            running = running * factors[:, i, :]
-            out[:, slot.level_index, :] = running
-        return out
-
-    def tile_sizes(self, factors: np.ndarray) -> np.ndarray:
-        """Elements (n, levels, dataspaces) of each dataspace's tile at each level."""
-        bounds = self.tile_bounds(factors)
-        sizes = np.ones(bounds.shape[:2] + (len(self.dataspaces),), dtype=np.int64)
-        for j, ranks in enumerate(self._projection):
-            for rank in ranks:
-                extent = np.ones(bounds.shape[:2], dtype=np.int64)
-                for dim, coef in rank:
-                    extent = extent + coef * (bounds[:, :, dim] - 1)
-                sizes[:, :, j] *= extent
-        return sizes
+    def capacity(self, keep: np.ndarray) -> CapacityCheck:
+        """The capacity and fan-out check of one keep choice ((levels, dataspaces) booleans)."""
+        return CapacityCheck.build(self, keep)
 
     def fits(self, factors: np.ndarray, keep: np.ndarray) -> np.ndarray:
-        """Capacity check with packing: sum over kept dataspaces of ceil(tile / k) <= words.
-
-        ``keep`` is (levels, dataspaces) or (n, levels, dataspaces) booleans. Factors not yet
-        chosen may be 1: tiles only grow with factors, so a partial choice that does not fit
-        can never fit (the enumeration prunes on it).
-        """
-        sizes = self.tile_sizes(factors)
-        k = np.array(self.packing, dtype=np.int64)
-        words = -(-sizes // np.maximum(k, 1))
-        used = np.where(keep, words, 0).sum(axis=2)
-        ok = np.ones(factors.shape[0], dtype=bool)
-        for li, name in enumerate(self.level_names):
-            size = self.arch.level(name).size_words
-            if size is not None:
-                ok &= used[:, li] <= size
-        return ok
+        """Rows (n, slots, dims) whose kept tiles fit every buffer after packing."""
+        return self.capacity(keep).fits(factors)
 
     def fanout_ok(self, factors: np.ndarray) -> np.ndarray:
-        """Spatial factors fit each fan-out (total product; exact X/Y in `spatial_split`)."""
+        """Spatial factors fit each fan-out (total product; exact X/Y in `splits_ok`)."""
         ok = np.ones(factors.shape[0], dtype=bool)
         for i in self.spatial_slots:
             fx, fy = self.slots[i].fanout
@@ -179,8 +135,16 @@ class MapSpace:
         return ok
 
     def spatial_split(self, slot_index: int, factors: Sequence[int]) -> frozenset[str] | None:
-        """The X-axis dimensions for these spatial factors, or None when no allowed split fits."""
-        return _spatial_split(self.slots[slot_index], self.dims, tuple(int(f) for f in factors))
+        """The X-axis dimensions for these spatial factors, or None when no allowed split fits
+        (memoized: the mapper asks about the same few spatial choices many times)."""
+        key = (slot_index, tuple(int(f) for f in factors))
+        if key not in self._split_cache:
+            self._split_cache[key] = _spatial_split(self.slots[slot_index], self.dims, key[1])
+        return self._split_cache[key]
+
+    @cached_property
+    def _split_cache(self) -> dict:
+        return {}
 
     def splits_ok(self, factors: np.ndarray) -> np.ndarray:
         """Rows whose spatial factors have an allowed X/Y assignment that fits the fan-out."""
@@ -194,30 +158,40 @@ class MapSpace:
     # ---- enumeration ----------------------------------------------------------------------
     def enumerate_factors(self, keep: np.ndarray, limit: int | None = None,
                           rng: np.random.Generator | None = None) -> tuple[np.ndarray, bool]:
-        """All factor choices (n, slots, dims) that fit capacity and fan-out for ``keep``.
+        """Factor choices (n, slots, dims) that fit capacity (with packing) and fan-out.
 
-        Dimensions are added one at a time and partial choices that already overflow a
-        buffer or a fan-out are dropped (tiles only grow). When more than ``limit`` partial
-        choices survive a step, a uniform random ``limit`` of them is kept (``rng``), so the
-        result is then a sample; the flag says whether it is complete.
+        Each dimension's options are first pruned alone (others 1), then dimensions are added
+        one at a time, fewest options first, and partial choices that overflow a buffer or a
+        fan-out are dropped (tiles only grow). Everything is array arithmetic on option indices
+        (`CapacityCheck.extend`). When a step would test more than ``max(4 * limit, 2**16)``
+        (partial choice, option) pairs, a seeded random set of pairs is tested instead, and when
+        more than ``limit`` partial choices survive, a seeded random ``limit`` of them is kept;
+        the flag says whether the result is complete.
         """
-        rows = np.ones((1, len(self.slots), len(self.dims)), dtype=np.int64)
+        check = self.capacity(keep)
+        rng = rng or np.random.default_rng(0)
+        root = check.root()
+        options = []
+        for j, opts in enumerate(self.dim_options):
+            alone = check.extend(root, j, opts, np.zeros(len(opts), dtype=np.int64),
+                                 np.arange(len(opts)))
+            options.append(opts[alone.choice[:, j]])
+        partial = root
         complete = True
-        order = sorted(range(len(self.dims)), key=lambda j: len(self.dim_options[j]))
-        for j in order:
-            opts = self.option_arrays[j]
-            if len(opts) == 1:
-                rows[:, :, j] = opts[0]
-                continue
-            n = rows.shape[0]
-            rows = np.repeat(rows, len(opts), axis=0)
-            rows[:, :, j] = np.tile(opts, (n, 1))
-            rows = rows[self.fits(rows, keep) & self.fanout_ok(rows)]
-            if limit is not None and rows.shape[0] > limit:
+        pairs_cap = max(4 * limit, 1 << 16) if limit is not None else None
+        for j in sorted(range(len(self.dims)), key=lambda j: len(options[j])):
+            n, m = partial.size, len(options[j])
+            if pairs_cap is not None and n * m > pairs_cap:
                 complete = False
-                pick = (rng or np.random.default_rng(0)).choice(rows.shape[0], limit, replace=False)
-                rows = rows[np.sort(pick)]
-        rows = rows[self.fits(rows, keep) & self.fanout_ok(rows)]
+                flat = np.unique(rng.integers(0, n * m, size=pairs_cap))
+                parent, option = flat // m, flat % m
+            else:
+                parent, option = np.repeat(np.arange(n), m), np.tile(np.arange(m), n)
+            partial = check.extend(partial, j, options[j], parent, option)
+            if limit is not None and partial.size > limit:
+                complete = False
+                partial = partial.take(np.sort(rng.choice(partial.size, limit, replace=False)))
+        rows = np.stack([options[j][partial.choice[:, j]] for j in range(len(self.dims))], axis=2)
         return rows[self.splits_ok(rows)], complete
 
     # ---- loop-order equivalence -----------------------------------------------------------
@@ -251,18 +225,31 @@ class MapSpace:
             sig.append((frozenset(run), rest))
         return tuple(sig)
 
-    def order_classes(self, slot_index: int, nonunit: frozenset[str]) -> tuple[int, ...]:
-        """Indices into ``orders[slot]`` with pairwise different effect for these non-unit dims."""
-        key = (slot_index, nonunit)
+    def default_orders(self) -> np.ndarray:
+        """(levels, dims) loop orders, innermost first: each level's constrained prefix, then
+        the other dimensions in problem order."""
+        index = {d: j for j, d in enumerate(self.dims)}
+        return np.array([[index[d] for d in slot.prefix]
+                         + [j for j, d in enumerate(self.dims) if d not in slot.prefix]
+                         for slot in (self.slots[i] for i in self.temporal_slots)], dtype=np.int64)
+
+    def order_classes(self, level_index: int, nonunit: frozenset[str]) -> np.ndarray:
+        """(k, dims) loop orders of one level with pairwise different effect on the counts when
+        ``nonunit`` are its loops of size > 1: the constrained prefix, one representative
+        order of the other non-unit loops per `order_signature`, then the unit loops."""
+        key = (level_index, nonunit)
         cache = self._class_cache
         if key not in cache:
-            slot = self.slots[slot_index]
-            seen: dict[tuple, int] = {}
+            slot = self.slots[self.temporal_slots[level_index]]
+            index = {d: j for j, d in enumerate(self.dims)}
+            movable = [d for d in self.dims if d in nonunit and d not in slot.prefix]
+            unit = [d for d in self.dims if d not in nonunit and d not in slot.prefix]
             pre = [d for d in slot.prefix if d in nonunit]
-            for idx, order in enumerate(self.orders[slot_index]):
-                sig = self.order_signature(pre + [d for d in order if d in nonunit])
-                seen.setdefault(sig, idx)
-            cache[key] = tuple(seen.values())
+            seen: dict[tuple, tuple[str, ...]] = {}
+            for order in itertools.permutations(movable):
+                seen.setdefault(self.order_signature(pre + list(order)), order)
+            cache[key] = np.array([[index[d] for d in (*slot.prefix, *order, *unit)]
+                                   for order in seen.values()], dtype=np.int64)
         return cache[key]
 
     @cached_property
@@ -270,38 +257,38 @@ class MapSpace:
         return {}
 
     # ---- turning a choice into a mapping --------------------------------------------------
-    def to_mapping(self, factors: np.ndarray, orders: Sequence[int],
+    def to_mapping(self, factors: np.ndarray, orders: np.ndarray,
                    keeps: Sequence[frozenset[str]]) -> Mapping:
         """The Timeloop mapping of one choice (levels innermost first, all dims listed).
 
-        ``factors`` is (slots, dims), ``orders`` one index into ``self.orders[slot]`` per slot,
-        ``keeps`` one keep set per storage level (innermost first). Permutations start with the
-        constrained prefix exactly, so the mapping satisfies the constraints literally.
+        ``factors`` is (slots, dims), ``orders`` (levels, dims) dimension indices innermost
+        first, each starting with the level's constrained prefix, ``keeps`` one keep set per
+        storage level (innermost first), so the mapping satisfies the constraints literally.
         """
         levels = []
         for li, name in enumerate(self.level_names):
-            temporal: dict[str, int] = {}
             spatial: dict[str, int] = {}
-            tperm = sperm = ""
+            sperm = ""
             split = None
+            temporal = {d: 1 for d in self.dims}
             for si, slot in enumerate(self.slots):
                 if slot.level_index != li:
                     continue
                 row = {d: int(factors[si, j]) for j, d in enumerate(self.dims)}
-                if slot.is_spatial:
-                    spatial = row
-                    x_dims = self.spatial_split(si, factors[si])
-                    if x_dims is None:
-                        raise SpecError(f"spatial factors {row} do not fit the fan-out of {name}",
-                                        field=f"mapping target {name} (spatial)",
-                                        fix="internal: the mapper emitted an unchecked choice")
-                    sperm, split = _spatial_permutation(slot, self.dims, row, x_dims)
-                else:
+                if not slot.is_spatial:
                     temporal = row
-                    tperm = "".join(slot.prefix) + "".join(self.orders[si][orders[si]])
+                    continue
+                spatial = row
+                x_dims = self.spatial_split(si, factors[si])
+                if x_dims is None:
+                    raise SpecError(f"spatial factors {row} do not fit the fan-out of {name}",
+                                    field=f"mapping target {name} (spatial)",
+                                    fix="internal: the mapper emitted an unchecked choice")
+                sperm, split = _spatial_permutation(slot, self.dims, row, x_dims)
             kept = keeps[li]
             levels.append(LevelMapping(
-                target=name, temporal=temporal, temporal_permutation=tperm, spatial=spatial,
+                target=name, temporal=temporal,
+                temporal_permutation="".join(self.dims[j] for j in orders[li]), spatial=spatial,
                 spatial_permutation=sperm, split=split,
                 keep=tuple(ds for ds in self.dataspaces if ds in kept),
                 bypass=tuple(ds for ds in self.dataspaces if ds not in kept)))
@@ -359,6 +346,110 @@ class MapSpace:
                 if rule == "0" and ds in kept:
                     problems.append(f"{name}: must bypass {ds}")
         return problems
+
+
+# ---- capacity with packing and fan-out, over arrays of (partial) choices -------------------
+
+_CHUNK = 1 << 17  # (partial choice, option) pairs tested per array pass (bounds memory)
+
+@dataclass(frozen=True)
+class Partial:
+    """Partial factor choices: the option index of each chosen dimension (``choice`` (n, dims),
+    0 where not chosen yet), each rank's tile extent per level (``extents``, one (n, levels)
+    array per rank, unchosen dimensions counting as 1) and each spatial slot's fan-out in use."""
+
+    choice: np.ndarray
+    extents: tuple[np.ndarray, ...]
+    fanout: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return self.choice.shape[0]
+
+    def take(self, rows: np.ndarray) -> Partial:
+        return Partial(self.choice[rows], tuple(e[rows] for e in self.extents), self.fanout[rows])
+
+
+@dataclass(frozen=True)
+class CapacityCheck:
+    """Which factor choices fit every buffer (packed words of the kept tiles) and fan-out.
+
+    A rank's extent is ``1 + sum(c * (bound - 1))`` over its terms, so adding one dimension to
+    a partial choice adds one term to the ranks that use it: `extend` tests many (partial
+    choice, option) pairs with a few array operations. Tiles only grow with factors, so a
+    partial choice that does not fit never will. This is a pruning bound only; the engine
+    (`evaluate_batch`) remains the judge of every mapping the mapper scores.
+    """
+
+    space: MapSpace
+    ranks: tuple[tuple[int, tuple[tuple[int, int], ...]], ...]  # (dataspace, ((dim, coef), ...))
+    divisor: np.ndarray  # (levels, dataspaces) operands per word, 0 where not kept
+    words: np.ndarray  # (levels,) capacity in words (int64 max when unbounded)
+    fanouts: np.ndarray  # (spatial slots,) total fan-out
+    last_slot: np.ndarray  # (levels,) index of each level's outermost slot
+
+    @classmethod
+    def build(cls, space: MapSpace, keep: np.ndarray) -> CapacityCheck:
+        index = {d: j for j, d in enumerate(space.dims)}
+        problem = space.problem
+        ranks = tuple((di, tuple((index[t.dim], problem.coefficient(t.coefficient)) for t in rank))
+                      for di, ds in enumerate(space.dataspaces)
+                      for rank in problem.dataspace(ds).projection)
+        divisor = np.where(np.asarray(keep, dtype=bool), np.array(space.packing, dtype=np.int64), 0)
+        unbounded = np.iinfo(np.int64).max
+        words = np.array([space.arch.level(n).size_words or unbounded for n in space.level_names],
+                         dtype=np.int64)
+        fanouts = np.array([int(np.prod(space.slots[i].fanout)) for i in space.spatial_slots],
+                           dtype=np.int64)
+        last = np.array([max(i for i, s in enumerate(space.slots) if s.level_index == li)
+                         for li in range(len(space.level_names))], dtype=np.int64)
+        return cls(space, ranks, divisor, words, fanouts, last)
+
+    def root(self) -> Partial:
+        """The one empty choice (every factor 1)."""
+        levels = len(self.words)
+        return Partial(np.zeros((1, len(self.space.dims)), dtype=np.int64),
+                       tuple(np.ones((1, levels), dtype=np.int64) for _ in self.ranks),
+                       np.ones((1, len(self.fanouts)), dtype=np.int64))
+
+    def _ok(self, extents: Sequence[np.ndarray], fanout: np.ndarray) -> np.ndarray:
+        """Rows whose packed kept tiles fit every level and whose fan-outs fit."""
+        sizes: dict[int, np.ndarray] = {}
+        for (di, _), extent in zip(self.ranks, extents):
+            sizes[di] = sizes[di] * extent if di in sizes else extent
+        needed = np.zeros_like(extents[0])
+        for di, size in sizes.items():
+            k = self.divisor[:, di]
+            needed = needed + np.where(k > 0, packed_count(size, np.maximum(k, 1)), 0)
+        return (needed <= self.words).all(axis=1) & (fanout <= self.fanouts).all(axis=1)
+
+    def extend(self, partial: Partial, dim: int, options: np.ndarray, parent: np.ndarray,
+               option: np.ndarray) -> Partial:
+        """The pairs (``partial`` row ``parent[i]``, ``options[option[i]]`` for ``dim``) that
+        fit, as a new `Partial`; ``options`` is (m, slots) factors of ``dim``."""
+        bounds = np.cumprod(options, axis=1)[:, self.last_slot] - 1  # (m, levels)
+        spatial = options[:, list(self.space.spatial_slots)]
+        coefs = [sum(c for d, c in terms if d == dim) for _, terms in self.ranks]
+        parts = []
+        for start in range(0, len(parent), _CHUNK):
+            p, o = parent[start:start + _CHUNK], option[start:start + _CHUNK]
+            extents = [e[p] + c * bounds[o] if c else e[p] for e, c in zip(partial.extents, coefs)]
+            fanout = partial.fanout[p] * spatial[o]
+            ok = self._ok(extents, fanout)
+            choice = partial.choice[p[ok]]
+            choice[:, dim] = o[ok]
+            parts.append(Partial(choice, tuple(e[ok] for e in extents), fanout[ok]))
+        if not parts:
+            return partial.take(np.zeros(0, dtype=np.int64))
+        return Partial(np.concatenate([q.choice for q in parts]),
+                       tuple(np.concatenate(e) for e in zip(*(q.extents for q in parts))),
+                       np.concatenate([q.fanout for q in parts]))
+
+    def fits(self, factors: np.ndarray) -> np.ndarray:
+        """Full rows (n, slots, dims) that fit every buffer (fan-outs are `MapSpace.fanout_ok`)."""
+        bounds = np.cumprod(factors, axis=1)[:, self.last_slot, :]  # (n, levels, dims)
+        extents = [1 + sum(c * (bounds[:, :, d] - 1) for d, c in terms) for _, terms in self.ranks]
+        return self._ok(extents, np.ones((factors.shape[0], len(self.fanouts)), dtype=np.int64))
 
 
 # ---- building the space --------------------------------------------------------------------
@@ -464,7 +555,7 @@ def _resolve_fixed(slots_raw: list[dict], problem: Problem,
     (e.g. ``C=4`` on a layer with C = 3) is released to a free factor with a note. ``D=0``
     takes the rest of D, and then D's unconstrained slots are 1.
     """
-    fixed: list[dict[str, int]] = [dict() for _ in slots_raw]
+    fixed: list[dict[str, int]] = [{} for _ in slots_raw]
     notes: list[str] = []
     for dim in problem.shape.dimensions:
         bound = problem.bounds[dim]
@@ -494,29 +585,23 @@ def _resolve_fixed(slots_raw: list[dict], problem: Problem,
     return fixed, notes
 
 
-def _dim_options(dim: str, bound: int, slots: tuple[Slot, ...], source: str | None) -> tuple[tuple[int, ...], ...]:
-    """Every way to spread ``bound`` over the slots that leave ``dim`` free (fixed ones fixed)."""
+def _dim_options(dim: str, bound: int, slots: tuple[Slot, ...], source: str | None) -> np.ndarray:
+    """(options, slots): every way to spread ``bound`` over the slots that leave ``dim`` free
+    (fixed ones fixed)."""
     fixed = {i: dict(s.fixed)[dim] for i, s in enumerate(slots) if dim in dict(s.fixed)}
-    product = 1
-    for value in fixed.values():
-        product *= value
+    product = int(np.prod(list(fixed.values()), dtype=np.int64))
     free = [i for i in range(len(slots)) if i not in fixed]
     rest = bound // product
-    if not free:
-        if rest != 1:
-            raise SpecError(f"constraints fix every factor of {dim} but they multiply to "
-                            f"{product}, not {dim} = {bound}", file=source,
-                            field="constraints.factors", fix=f"leave one level's {dim} free")
-        return (tuple(fixed[i] for i in range(len(slots))),)
-    out = []
-    for parts in ordered_factorizations(rest, len(free)):
-        row = [1] * len(slots)
-        for i, value in fixed.items():
-            row[i] = value
-        for i, value in zip(free, parts):
-            row[i] = value
-        out.append(tuple(row))
-    return tuple(out)
+    if not free and rest != 1:
+        raise SpecError(f"constraints fix every factor of {dim} but they multiply to "
+                        f"{product}, not {dim} = {bound}", file=source,
+                        field="constraints.factors", fix=f"leave one level's {dim} free")
+    parts = ordered_factorizations(rest, len(free))
+    table = np.ones((len(parts), len(slots)), dtype=np.int64)
+    for i, value in fixed.items():
+        table[:, i] = value
+    table[:, free] = parts
+    return table
 
 
 def _keep_rules(arch: Arch, problem: Problem, levels: list[str],
@@ -560,31 +645,26 @@ def prime_factors(n: int) -> dict[int, int]:
     return out
 
 
-def ordered_factorizations(n: int, k: int) -> list[tuple[int, ...]]:
-    """All k-tuples of positive integers whose product is n (each prime's exponent spread)."""
-    per_prime = []
+def ordered_factorizations(n: int, k: int) -> np.ndarray:
+    """(m, k): all k-tuples of positive integers whose product is n. Each prime's exponent is
+    spread over the k places (weak compositions) and the primes combine by outer product."""
+    out = np.ones((1, k), dtype=np.int64)
     for p, e in prime_factors(n).items():
-        per_prime.append([tuple(p ** x for x in comp) for comp in _compositions(e, k)])
-    out = []
-    for combo in itertools.product(*per_prime):
-        row = [1] * k
-        for parts in combo:
-            for i, v in enumerate(parts):
-                row[i] *= v
-        out.append(tuple(row))
-    return out or [tuple([1] * k)]
+        powers = p ** _compositions(e, k)
+        out = (out[:, None, :] * powers[None, :, :]).reshape(-1, k)
+    return out
 
 
-def _compositions(total: int, parts: int) -> Iterable[tuple[int, ...]]:
-    """Weak compositions of ``total`` into ``parts`` non-negative integers."""
-    for bars in itertools.combinations(range(total + parts - 1), parts - 1):
-        prev = -1
-        out = []
-        for b in bars:
-            out.append(b - prev - 1)
-            prev = b
-        out.append(total + parts - 1 - prev - 1)
-        yield tuple(out)
+def _compositions(total: int, parts: int) -> np.ndarray:
+    """(c, parts): weak compositions of ``total`` into ``parts`` non-negative integers (stars
+    and bars: the gaps between ``parts - 1`` bars among ``total + parts - 1`` places)."""
+    if parts == 0:
+        return np.zeros((1 if total == 0 else 0, 0), dtype=np.int64)
+    choices = list(itertools.combinations(range(total + parts - 1), parts - 1))
+    bars = np.array(choices, dtype=np.int64).reshape(len(choices), parts - 1)
+    edges = np.concatenate([np.full((len(bars), 1), -1), bars,
+                            np.full((len(bars), 1), total + parts - 1)], axis=1)
+    return np.diff(edges, axis=1) - 1
 
 
 # ---- spatial X/Y ---------------------------------------------------------------------------
