@@ -14,15 +14,13 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .arch import arch_from_dict
 from .engine import BuiltinEngine
 from .engine.energy_model import builtin_energy_table
 from .ert import EnergyTable, art_areas, ert_from_dict
 from .errors import QuantMapError, SpecError
-from .mapping import mapping_from_dict
-from .problem import Problem, problem_from_dict
+from .problem import Problem
 from .stats import Stats
-from .yamlio import load_specs
+from .specfiles import load_inputs
 
 ENGINES = ("builtin", "timeloop")
 
@@ -40,16 +38,9 @@ def energy_table_for(data: dict[str, Any], origin: dict[str, str], arch: Any,
 
 def evaluate_builtin(paths: Sequence[str | Path]) -> Stats:
     """Evaluate merged input files with the built-in engine."""
-    data, origin = load_specs(paths)
-    for key in ("architecture", "problem", "mapping"):
-        if key not in data:
-            raise SpecError(f"no '{key}' section in the given files", file=", ".join(map(str, paths)),
-                            field=key, fix=f"add the file that holds '{key}:'")
-    arch = arch_from_dict(data, origin.get("architecture"))
-    problem = problem_from_dict(data["problem"], origin.get("problem"))
-    mapping = mapping_from_dict(data["mapping"], origin.get("mapping"))
-    table = energy_table_for(data, origin, arch, problem)
-    return BuiltinEngine().evaluate(arch, problem, mapping, table)
+    inputs = load_inputs(paths, required=("architecture", "problem", "mapping"))
+    table = energy_table_for(inputs.data, inputs.origin, inputs.arch, inputs.problem)
+    return BuiltinEngine().evaluate(inputs.arch, inputs.problem, inputs.mapping(), table)
 
 
 def evaluate_timeloop(paths: Sequence[str | Path]) -> Stats:

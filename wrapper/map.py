@@ -21,14 +21,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .arch import arch_from_dict
 from .costmodel import MapperSettings, get_cost_model
 from .errors import ConfigError, QuantMapError, SpecError, unknown_name_fix
 from .evaluate import ENGINES, energy_table_for, summary
 from .mapping import Mapping, dump_mapping
-from .problem import problem_from_dict
 from .stats import Stats
-from .yamlio import load_specs, write_text_atomic
+from .specfiles import load_inputs
+from .yamlio import write_text_atomic
 
 _SETTING_KEYS = {"metric": "metric", "secondary-metric": "secondary_metric",
                  "secondary_metric": "secondary_metric", "budget": "max_evaluations",
@@ -71,13 +70,10 @@ def mapper_settings(section: Any, source: str | None = None) -> MapperSettings:
 def map_files(paths: Sequence[str | Path], out_dir: str | Path,
               engine: str = "builtin") -> tuple[Path, Mapping, Stats]:
     """Search the best mapping for the merged input files; write ``<name>.map.yaml``."""
-    data, origin = load_specs(paths)
-    for key in ("architecture", "problem"):
-        if key not in data:
-            raise SpecError(f"no '{key}' section in the given files", file=", ".join(map(str, paths)),
-                            field=key, fix=f"add the file that holds '{key}:'")
-    arch = arch_from_dict(data, origin.get("architecture"))
-    problem = problem_from_dict(data["problem"], origin.get("problem"))
+    inputs = load_inputs(paths)
+    data, origin, arch, problem = inputs.data, inputs.origin, inputs.arch, inputs.problem
+    for note in inputs.notes:
+        print(f"note: {note}", file=sys.stderr)
     settings = mapper_settings(data.get("mapper"), origin.get("mapper"))
     if engine == "builtin":
         model = get_cost_model("builtin", energy_table=energy_table_for(data, origin, arch, problem))

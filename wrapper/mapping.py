@@ -15,8 +15,8 @@ from typing import Any, Mapping as MappingType, Sequence
 from .arch import Arch, parse_factors, name_list
 from .errors import MappingError, PrecisionError, QuantMapError, SpecError, unknown_name_fix
 from .precision import packing_problem
-from .problem import Problem, problem_from_dict
-from .yamlio import dump_yaml_file, load_specs, load_yaml_file
+from .problem import Problem
+from .yamlio import dump_yaml_file, load_yaml_file
 
 ENTRY_TYPES = ("temporal", "spatial", "datatype", "bypass")
 
@@ -242,16 +242,11 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     try:
-        from .arch import arch_from_dict
+        from .specfiles import load_inputs  # it reads mappings with this module
 
-        data, origin = load_specs(argv[1:])
-        for key in ("architecture", "problem", "mapping"):
-            if key not in data:
-                raise SpecError(f"no file gives '{key}:'", field=key, fix=f"add the {key} file")
-        arch = arch_from_dict(data, origin["architecture"])
-        problem = problem_from_dict(data, origin["problem"])
-        mapping = mapping_from_dict(data, origin["mapping"])
-        validate_mapping(mapping, arch, problem, origin["mapping"])
+        inputs = load_inputs(argv[1:], required=("architecture", "problem", "mapping"))
+        arch, problem = inputs.arch, inputs.problem
+        validate_mapping(inputs.mapping(), arch, problem, inputs.origin["mapping"])
     except QuantMapError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
