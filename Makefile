@@ -1,6 +1,10 @@
 PYTHON ?= python
+# make paper DATA=<ImageNet folder with train/ and val/> CKPT=<float checkpoint> [OUT=results/paper]
+DATA ?=
+CKPT ?=
+OUT ?= results/paper
 
-.PHONY: install test bench
+.PHONY: install test bench figures paper
 
 install:
 	$(PYTHON) -m pip install torch==2.13.0 && $(PYTHON) -m pip install -e ".[test]"
@@ -10,3 +14,14 @@ test:
 
 bench:
 	for b in benchmarks/bench_*.py; do $(PYTHON) $$b || exit 1; done
+
+# Hardware-only paper results with the built-in engine: energy vs uniform weight bits on both
+# arches (8-bit activations) and the energy saved by remapping under packing.
+figures:
+	$(PYTHON) -m wrapper.figures -o results/figures
+
+# The full accuracy experiment on user data (experiments/paper.yaml).
+paper:
+	@test -n "$(DATA)" || { echo "error: give DATA=<ImageNet folder with train/ and val/>" >&2; exit 2; }
+	$(PYTHON) -m wrapper.explore --config experiments/paper.yaml -o $(OUT) \
+		--set data.root=$(DATA) $(if $(CKPT),--set qat.float_checkpoint=$(CKPT))

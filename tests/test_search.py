@@ -1,0 +1,158 @@
+"""NSGA-II over per-layer bit widths: operators, seeding, fronts, determinism and resume."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Sequence
+
+import pytest
+
+from wrapper.search import (Genome, Objective, SearchSettings, crossover, initial_population,
+                            mutate, nsga2, pareto_front)
+from wrapper.store import Store
+
+N_LAYERS = 6
+BITS = (2, 3, 4, 5, 6, 7, 8)
+# Per-layer "sizes": a real small trade-off like weights memory vs quantization error.
+SIZES = (3, 50, 7, 120, 12, 40)
+
+
+def _scores(genome: Genome) -> tuple[float, float, float]:
+    """(accuracy-like, memory-like, activation-like): accuracy falls as bits shrink."""
+    error = sum(2.0 ** -w * s + 2.0 ** -a for (a, w), s in zip(genome, SIZES))
+    memory = float(sum(w * s for (_, w), s in zip(genome, SIZES)))
+    activations = float(max(a for a, _ in genome) * 10 + sum(a for a, _ in genome))
+    return 1.0 - error / 40.0, memory, activations
+
+
+class CountingEvaluator:
+    """Real objective with a cache, counting how often each genome was really computed."""
+
+    def __init__(self, cache: dict[Genome, tuple[float, ...]] | None = None,
+                 fail_at: int | None = None, proxy_until: int = 0) -> None:
+        self.cache = {} if cache is None else cache
+        self.computed: list[Genome] = []
+        self.fail_at = fail_at
+        self.proxy_until = proxy_until
+
+    def __call__(self, genomes: Sequence[Genome], generation: int) -> list[tuple[float, ...]]:
+        out = []
+        for genome in genomes:
+            key = (genome, self.phase(generation))
+            if key not in self.cache:
+                if generation == self.fail_at and len(out) == 2:
+                    raise KeyboardInterrupt("killed mid-generation")
+                self.computed.append(genome)
+                scores = _scores(genome)
+                if self.phase(generation) == "proxy":
+                    scores = (round(scores[0], 1),) + scores[1:]
+                self.cache[key] = scores
+            out.append(self.cache[key])
+        return out
+
+    def phase(self, generation: int) -> str:
+        return "proxy" if generation < self.proxy_until else "full"
+
+
+OBJECTIVES = (Objective("accuracy", maximize=True), Objective("memory"), Objective("act"))
+
+
+def _dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    signs = [1 if o.maximize else -1 for o in OBJECTIVES]
+    wa = [s * v for s, v in zip(signs, a)]
+    wb = [s * v for s, v in zip(signs, b)]
+    return all(x >= y for x, y in zip(wa, wb)) and any(x > y for x, y in zip(wa, wb))
+
+
+def test_crossover_takes_each_layer_pair_from_a_parent_and_never_aliases() -> None:
+    rng = random.Random(1)
+    first = tuple((2, 3) for _ in range(N_LAYERS))
+    second = tuple((7, 8) for _ in range(N_LAYERS))
+    a, b = crossover(first, second, rng)
+    assert first == tuple((2, 3) for _ in range(N_LAYERS))  # parents untouched
+    assert {a[i] for i in range(N_LAYERS)} <= {(2, 3), (7, 8)}
+    assert all({a[i], b[i]} == {(2, 3), (7, 8)} for i in range(N_LAYERS))
+    assert a is not first and a is not second
+    mixed = [crossover(first, second, random.Random(s))[0] for s in range(20)]
+    assert any(len(set(m)) == 2 for m in mixed)  # uniform per layer, not all-or-nothing
+
+
+def test_mutation_redraws_exactly_one_value_within_the_bit_set() -> None:
+    genome = tuple((4, 4) for _ in range(N_LAYERS))
+    for seed in range(50):
+        child = mutate(genome, BITS, random.Random(seed))
+        diffs = [(i, j) for i in range(N_LAYERS) for j in range(2) if child[i][j] != genome[i][j]]
+        assert len(diffs) == 1
+        i, j = diffs[0]
+        assert child[i][j] in BITS
+    assert genome == tuple((4, 4) for _ in range(N_LAYERS))
+
+
+def test_initial_population_contains_every_uniform_configuration() -> None:
+    population = initial_population(N_LAYERS, SearchSettings(parents=10))
+    for b in BITS:
+        assert tuple((b, b) for _ in range(N_LAYERS)) in population
+    assert len(population) == 10
+    small = initial_population(N_LAYERS, SearchSettings(parents=3))
+    assert {g[0] for g in small} == {(2, 2), (5, 5), (8, 8)}
+
+
+def test_front_is_non_dominated_and_improves_on_the_seeds() -> None:
+    settings = SearchSettings(parents=10, offspring=10, generations=8, seed=3)
+    result = nsga2(N_LAYERS, OBJECTIVES, CountingEvaluator(), settings)
+    front = [values for _, values in result.front]
+    assert front
+    assert not any(_dominates(a, b) for a in front for b in front)
+    for genome, values in result.population:  # nothing in the population dominates the front
+        assert not any(_dominates(values, f) for f in front)
+    assert len(result.population) == settings.parents
+    assert any(len(set(g)) > 1 for g, _ in result.front)  # found mixed precision solutions
+    assert pareto_front(list(result.population), OBJECTIVES) == list(result.front)
+
+
+def test_same_seed_gives_the_same_run_another_seed_a_different_one() -> None:
+    def computed(seed: int) -> tuple[list[Genome], tuple]:
+        evaluator = CountingEvaluator()
+        result = nsga2(N_LAYERS, OBJECTIVES, evaluator,
+                       SearchSettings(parents=8, offspring=8, generations=5, seed=seed))
+        return evaluator.computed, result.population
+
+    assert computed(11) == computed(11)
+    assert computed(11)[0] != computed(12)[0]
+
+
+def test_interrupted_run_resumes_to_the_same_front_without_recomputing(tmp_path: Path) -> None:
+    settings = SearchSettings(parents=8, offspring=8, generations=6, seed=5)
+    reference = nsga2(N_LAYERS, OBJECTIVES, CountingEvaluator(), settings)
+    cache: dict = {}
+    with Store(tmp_path / "s.sqlite") as store:
+        first = CountingEvaluator(cache, fail_at=4)
+        with pytest.raises(KeyboardInterrupt):
+            nsga2(N_LAYERS, OBJECTIVES, first, settings, store=store, run="r")
+        assert [g.generation for g in store.generations("r")] == [0, 1, 2, 3]
+        second = CountingEvaluator(cache)
+        resumed = nsga2(N_LAYERS, OBJECTIVES, second, settings, store=store, run="r",
+                        resume=True)
+    assert resumed.resumed_from == 3
+    assert resumed.population == reference.population
+    assert resumed.front == reference.front
+    assert not set(second.computed) & set(first.computed)  # nothing computed twice
+
+
+def test_a_proxy_phase_rescores_the_parents_with_the_real_objective() -> None:
+    settings = SearchSettings(parents=6, offspring=6, generations=4, seed=2)
+    evaluator = CountingEvaluator(proxy_until=2)
+    result = nsga2(N_LAYERS, OBJECTIVES, evaluator, settings)
+    for genome, values in result.population:
+        assert values == _scores(genome)  # final population scored by the full objective
+
+
+def test_two_objectives_work_as_well_as_three() -> None:
+    class TwoObjectives(CountingEvaluator):
+        def __call__(self, genomes, generation):
+            return [values[:2] for values in super().__call__(genomes, generation)]
+
+    result = nsga2(N_LAYERS, OBJECTIVES[:2], TwoObjectives(),
+                   SearchSettings(parents=6, offspring=6, generations=3))
+    assert all(len(values) == 2 for _, values in result.front)

@@ -1,0 +1,237 @@
+"""NSGA-II over per-layer bit widths (METHOD.md section 3), built on DEAP's selection operators.
+
+Genome: one (A_i, W_i) pair per quantizable layer, each from the configured bit set; the Outputs
+width of layer i is A_{i+1} (decided where genomes become hardware precisions, not here).
+
+Determinism and resume: every generation draws from its own ``random.Random`` seeded with
+(seed, generation), never from the global generator, and each finished generation's population is
+journaled in the store. A run killed anywhere continues from its last finished generation and
+replays exactly the same draws, so it ends on the same front as an uninterrupted run; the
+evaluator's store makes the replayed evaluations free.
+
+Genomes are tuples of tuples: variation always builds new genomes, so a child can never alias
+(and later mutate) its parent's genes.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+from deap import base, tools
+
+from .costmodel import content_hash
+from .store import GenerationRecord, Store
+
+Genome = tuple[tuple[int, int], ...]
+Scored = tuple[Genome, tuple[float, ...]]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One objective by name and direction (accuracy is maximized, hardware costs minimized)."""
+
+    name: str
+    maximize: bool = False
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """NSGA-II budget and operators; defaults are the paper's 10 + 10 individuals, 25 gens."""
+
+    bits: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)
+    parents: int = 10
+    offspring: int = 10
+    generations: int = 25
+    crossover_prob: float = 0.9
+    mutation_prob: float = 0.5
+    seed: int = 0
+
+
+class Evaluator(Protocol):
+    """Scores a batch of genomes (one value per objective, in objective order)."""
+
+    def __call__(self, genomes: Sequence[Genome], generation: int) -> list[tuple[float, ...]]:
+        ...
+
+    def phase(self, generation: int) -> str:
+        """What scores generation ``generation`` (e.g. 'qat-3ep' or a cheaper proxy); when it
+        changes, the parents are scored again so they compete on equal terms."""
+        ...
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The final population, its first non-dominated front, and generations completed."""
+
+    population: tuple[Scored, ...]
+    front: tuple[Scored, ...]
+    generations: int
+    resumed_from: int | None
+
+
+class _Individual(list):
+    """A DEAP-style individual: the genome's layer pairs plus a fitness (built per run)."""
+
+    fitness: base.Fitness
+
+
+def _fitness_class(objectives: Sequence[Objective]) -> type[base.Fitness]:
+    weights = tuple(1.0 if o.maximize else -1.0 for o in objectives)
+    return type("SearchFitness", (base.Fitness,), {"weights": weights})
+
+
+def _rng(seed: int, generation: int) -> random.Random:
+    """The generator of one generation: independent of every other generation and of how many
+    draws earlier generations made, which is what makes resume replay exactly."""
+    return random.Random(int(content_hash("nsga2", seed, generation)[:16], 16))
+
+
+def uniform_genomes(n_layers: int, bits: Sequence[int], count: int) -> list[Genome]:
+    """The uniform configurations (all layers (b, b)); evenly spaced over ``bits`` when fewer
+    than ``len(bits)`` fit into the population."""
+    ordered = sorted(bits)
+    if count >= len(ordered):
+        chosen = ordered
+    else:
+        chosen = sorted({ordered[round(i * (len(ordered) - 1) / max(1, count - 1))]
+                         for i in range(count)})
+    return [tuple((b, b) for _ in range(n_layers)) for b in chosen]
+
+
+def random_genome(n_layers: int, bits: Sequence[int], rng: random.Random) -> Genome:
+    return tuple((rng.choice(bits), rng.choice(bits)) for _ in range(n_layers))
+
+
+def initial_population(n_layers: int, settings: SearchSettings) -> list[Genome]:
+    """Uniform seeds first, then random genomes up to the parent count."""
+    rng = _rng(settings.seed, 0)
+    genomes = uniform_genomes(n_layers, settings.bits, settings.parents)
+    while len(genomes) < settings.parents:
+        genomes.append(random_genome(n_layers, settings.bits, rng))
+    return genomes
+
+
+def crossover(first: Genome, second: Genome, rng: random.Random) -> tuple[Genome, Genome]:
+    """Uniform per-layer crossover: each layer's (A, W) pair comes from either parent with
+    probability 1/2; the other child gets the other parent's pair."""
+    a, b = [], []
+    for left, right in zip(first, second):
+        if rng.random() < 0.5:
+            left, right = right, left
+        a.append(left)
+        b.append(right)
+    return tuple(a), tuple(b)
+
+
+def mutate(genome: Genome, bits: Sequence[int], rng: random.Random) -> Genome:
+    """Redraw one layer's A or W to a different value of the bit set."""
+    layer = rng.randrange(len(genome))
+    which = rng.randrange(2)
+    current = genome[layer][which]
+    options = [b for b in bits if b != current] or [current]
+    pair = list(genome[layer])
+    pair[which] = rng.choice(options)
+    return genome[:layer] + (tuple(pair),) + genome[layer + 1:]  # type: ignore[return-value]
+
+
+def _individuals(scored: Sequence[Scored], fitness: type[base.Fitness]) -> list[_Individual]:
+    out = []
+    for genome, values in scored:
+        ind = _Individual(genome)
+        ind.fitness = fitness(values)
+        out.append(ind)
+    return out
+
+
+def _scored(individuals: Sequence[_Individual]) -> list[Scored]:
+    return [(tuple(ind), tuple(ind.fitness.values)) for ind in individuals]
+
+
+def _rank_and_crowd(population: list[_Individual]) -> dict[int, int]:
+    """Front rank per individual (by id) and crowding distances, computed on ``population``
+    alone, so a reloaded population gets the same values as a live one."""
+    ranks = {}
+    for rank, front in enumerate(tools.sortNondominated(population, len(population))):
+        tools.emo.assignCrowdingDist(front)
+        for ind in front:
+            ranks[id(ind)] = rank
+    return ranks
+
+
+def _tournament(population: list[_Individual], ranks: dict[int, int], count: int,
+                rng: random.Random) -> list[_Individual]:
+    """Binary tournaments: lower front rank wins, then larger crowding distance, then a coin."""
+    chosen = []
+    for _ in range(count):
+        a, b = rng.sample(population, 2)
+        key_a = (ranks[id(a)], -a.fitness.crowding_dist)
+        key_b = (ranks[id(b)], -b.fitness.crowding_dist)
+        chosen.append(a if key_a < key_b or (key_a == key_b and rng.random() < 0.5) else b)
+    return chosen
+
+
+def make_offspring(parents: list[_Individual], settings: SearchSettings,
+                   rng: random.Random) -> list[Genome]:
+    """Tournament-selected pairs, crossover with crossover_prob, each child mutated with
+    mutation_prob (a child equal to a parent is always mutated, so no clone is evaluated as new)."""
+    ranks = _rank_and_crowd(parents)
+    mates = _tournament(parents, ranks, settings.offspring + settings.offspring % 2, rng)
+    children: list[Genome] = []
+    for first, second in zip(mates[::2], mates[1::2]):
+        a, b = tuple(first), tuple(second)
+        if rng.random() < settings.crossover_prob:
+            a, b = crossover(a, b, rng)
+        for child, parent_pair in ((a, (first, second)), (b, (first, second))):
+            if rng.random() < settings.mutation_prob or child in map(tuple, parent_pair):
+                child = mutate(child, settings.bits, rng)
+            children.append(child)
+    return children[:settings.offspring]
+
+
+def pareto_front(scored: Sequence[Scored], objectives: Sequence[Objective]) -> list[Scored]:
+    """The non-dominated members (first front) of scored genomes, duplicates removed."""
+    unique = list(dict(scored).items())
+    individuals = _individuals(unique, _fitness_class(objectives))
+    return _scored(tools.sortNondominated(individuals, len(individuals), first_front_only=True)[0])
+
+
+def nsga2(n_layers: int, objectives: Sequence[Objective], evaluate: Evaluator,
+          settings: SearchSettings, *, store: Store | None = None, run: str = "",
+          resume: bool = False) -> SearchResult:
+    """Run (or continue) NSGA-II; returns the final population and its Pareto front.
+
+    With ``store``, every finished generation is journaled under ``run``; with ``resume`` the
+    search starts after the last journaled generation instead of from scratch.
+    """
+    fitness = _fitness_class(objectives)
+    history = store.generations(run) if store is not None and resume else []
+    if store is not None and not resume:
+        store.drop_generations(run)
+    if history:
+        start = history[-1].generation
+        population = _individuals(history[-1].population, fitness)
+    else:
+        start = 0
+        genomes = initial_population(n_layers, settings)
+        population = _individuals(list(zip(genomes, evaluate(genomes, 0))), fitness)
+        _journal(store, run, 0, population)
+    for generation in range(start + 1, settings.generations + 1):
+        if evaluate.phase(generation) != evaluate.phase(generation - 1):
+            genomes = [tuple(ind) for ind in population]
+            population = _individuals(list(zip(genomes, evaluate(genomes, generation))), fitness)
+        rng = _rng(settings.seed, generation)
+        children = make_offspring(population, settings, rng)
+        scored = _individuals(list(zip(children, evaluate(children, generation))), fitness)
+        population = tools.selNSGA2(population + scored, settings.parents)
+        _journal(store, run, generation, population)
+    final = _scored(population)
+    return SearchResult(tuple(final), tuple(pareto_front(final, objectives)),
+                        max(settings.generations, start), start if history else None)
+
+
+def _journal(store: Store | None, run: str, generation: int,
+             population: list[_Individual]) -> None:
+    if store is not None:
+        store.put_generation(GenerationRecord(run, generation, tuple(_scored(population))))
