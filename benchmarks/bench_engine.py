@@ -25,7 +25,6 @@ from conftest import SHARED_DIR, golden_case, golden_energy_table
 from test_engine_batch import random_mappings, to_mapping
 
 from wrapper.engine import BuiltinEngine, evaluate_batch
-from wrapper.engine.nest import kept_dataspaces
 
 CASES = ("eyeriss__mbv1_L1__i16w16o16", "eyeriss__mbv1_L3__i4w4o8", "simba__mbv1_L2__i8w8o8")
 
@@ -33,7 +32,7 @@ CASES = ("eyeriss__mbv1_L1__i16w16o16", "eyeriss__mbv1_L3__i4w4o8", "simba__mbv1
 def bench_case(case_id: str, n: int, batch: int) -> None:
     record, arch, problem, golden = golden_case(case_id)
     table = golden_energy_table(record["ert_ref"], record["art_ref"])
-    keeps = [tuple(sorted(kept_dataspaces(golden.for_level(lv.name), problem.shape.dataspace_names)))
+    keeps = [tuple(sorted(golden.for_level(lv.name).kept(problem.shape.dataspace_names)))
              for lv in arch.inner_to_outer]
     temporal, spatial, orders = random_mappings(arch, problem, n, seed=1)
     start = time.perf_counter()
