@@ -21,6 +21,7 @@ from .errors import QuantMapError, SpecError
 from .problem import Problem
 from .stats import Stats
 from .specfiles import load_inputs
+from .yamlio import write_text_atomic
 
 ENGINES = ("builtin", "timeloop")
 
@@ -49,6 +50,19 @@ def evaluate_timeloop(paths: Sequence[str | Path]) -> Stats:
     return evaluate_files(paths)
 
 
+def emit_stats_json(stats: Stats, json_out: str | None) -> None:
+    """Write the stats JSON atomically to ``json_out``, or print it when no file is given."""
+    text = json.dumps(stats.to_dict(), indent=2)
+    if not json_out:
+        print(text)
+        return
+    try:
+        write_text_atomic(text + "\n", json_out)
+    except OSError as exc:
+        raise SpecError(f"cannot write: {exc.strerror}", file=json_out,
+                        fix="check the output path") from None
+
+
 def summary(stats: Stats) -> str:
     """A short human summary for stderr."""
     if not stats.valid:
@@ -68,15 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         stats = (evaluate_builtin if args.engine == "builtin" else evaluate_timeloop)(args.files)
-        text = json.dumps(stats.to_dict(), indent=2)
-        if args.json_out:
-            try:
-                Path(args.json_out).write_text(text + "\n")
-            except OSError as exc:
-                raise SpecError(f"cannot write: {exc.strerror}", file=args.json_out,
-                                fix="check the output path") from None
-        else:
-            print(text)
+        emit_stats_json(stats, args.json_out)
     except QuantMapError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -14,7 +14,6 @@ Timeloop's own search knobs (algorithm, threads, victory condition, ...) are acc
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Mapping as MappingType
 from collections.abc import Sequence
@@ -22,12 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from .costmodel import MapperSettings, get_cost_model
-from .errors import ConfigError, QuantMapError, SpecError, unknown_name_fix
-from .evaluate import ENGINES, energy_table_for, summary
+from .errors import ConfigError, QuantMapError, unknown_name_fix
+from .evaluate import ENGINES, emit_stats_json, energy_table_for, summary
 from .mapping import Mapping, dump_mapping
 from .stats import Stats
 from .specfiles import load_inputs
-from .yamlio import write_text_atomic
 
 _SETTING_KEYS = {"metric": "metric", "secondary-metric": "secondary_metric",
                  "secondary_metric": "secondary_metric", "budget": "max_evaluations",
@@ -96,15 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         path, _, stats = map_files(args.files, args.out_dir, args.engine)
-        text = json.dumps(stats.to_dict(), indent=2)
-        if args.json_out:
-            try:
-                write_text_atomic(text + "\n", args.json_out)
-            except OSError as exc:
-                raise SpecError(f"cannot write: {exc.strerror}", file=args.json_out,
-                                fix="check the output path") from None
-        else:
-            print(text)
+        emit_stats_json(stats, args.json_out)
     except QuantMapError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
