@@ -57,6 +57,15 @@ class DataError(QuantMapError):
     """A data set folder is missing or malformed."""
 
 
+def require_keys(data: object, keys: Iterable[str], prefix: str, source: str | None,
+                 error: type[QuantMapError] = SpecError) -> None:
+    """Raise ``error`` for the first of ``keys`` missing from the map ``data`` (at ``prefix``)."""
+    for key in keys:
+        if key not in data:  # type: ignore[operator]
+            raise error(f"missing key '{key}'", file=source, field=f"{prefix}.{key}",
+                        fix=f"add '{key}:' under {prefix}")
+
+
 def closest(name: str, options: Iterable[str]) -> str | None:
     """Return the option most similar to ``name`` (for "did you mean" hints), or None."""
     options = list(options)

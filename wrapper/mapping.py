@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Mapping as MappingType, Sequence
 
 from .arch import Arch, parse_factors, name_list
-from .errors import MappingError, PrecisionError, QuantMapError, SpecError, unknown_name_fix
+from .errors import (MappingError, PrecisionError, QuantMapError, SpecError, require_keys,
+                     unknown_name_fix)
 from .precision import packing_problem
 from .problem import Problem
 from .yamlio import dump_yaml_file, load_yaml_file
@@ -94,10 +95,7 @@ def mapping_from_dict(data: Any, source: str | None = None) -> Mapping:
         if not isinstance(entry, MappingType):
             raise MappingError("entry is not a map", file=source, field=where,
                                fix="write '- target: <level>\\n  type: temporal\\n  factors: ...'")
-        for key in ("target", "type"):
-            if key not in entry:
-                raise MappingError(f"missing key '{key}'", file=source, field=f"{where}.{key}",
-                                   fix=f"add '{key}:' to the entry")
+        require_keys(entry, ("target", "type"), where, source, MappingError)
         etype = str(entry["type"])
         if etype not in ENTRY_TYPES:
             raise MappingError(f"unknown entry type '{etype}'", file=source, field=f"{where}.type",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import SpecError, unknown_name_fix
+from .errors import SpecError, require_keys, unknown_name_fix
 from .precision import DATASPACES, Precision
 from .yamlio import dump_yaml_file, load_yaml_file
 
@@ -169,10 +169,7 @@ def shape_from_dict(data: Any, source: str | None = None) -> ProblemShape:
     if not isinstance(data, Mapping):
         raise SpecError("problem.shape must be a map", file=source, field="problem.shape",
                         fix="give name, dimensions, coefficients and data-spaces")
-    for key in ("dimensions", "data-spaces"):
-        if key not in data:
-            raise SpecError(f"missing key '{key}'", file=source, field=f"problem.shape.{key}",
-                            fix=f"add problem.shape.{key}")
+    require_keys(data, ("dimensions", "data-spaces"), "problem.shape", source)
     dims = tuple(str(d) for d in data["dimensions"])
     coeffs: dict[str, int] = {}
     for i, entry in enumerate(data.get("coefficients") or []):
@@ -199,10 +196,7 @@ def problem_from_dict(data: Any, source: str | None = None) -> Problem:
     if not isinstance(data, Mapping):
         raise SpecError("no 'problem' map found", file=source, field="problem",
                         fix="the file needs a top-level 'problem:' with 'shape' and 'instance'")
-    for key in ("shape", "instance"):
-        if key not in data:
-            raise SpecError(f"missing key '{key}'", file=source, field=f"problem.{key}",
-                            fix=f"add problem.{key}")
+    require_keys(data, ("shape", "instance"), "problem", source)
     shape = shape_from_dict(data["shape"], source)
     instance = data["instance"]
     if not isinstance(instance, Mapping):
