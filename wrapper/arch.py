@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .errors import QuantMapError, SpecError, unknown_name_fix
+from .errors import QuantMapError, SpecError, report_error, unknown_name_fix
 from .yamlio import load_specs
 
 _INSTANCE_RANGE = re.compile(r"^(?P<base>[^\[]+)\[(?P<lo>\d+)\.\.(?P<hi>\d+)\]$")
@@ -353,8 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             arch = load_arch(*argv[1:])
         except QuantMapError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+            return report_error(exc)
         for level in arch.levels:
             print(f"{level.name:16s} size={level.size_words} word_bits={level.word_bits} "
                   f"block={level.block_size} instances={level.instances} fanout={arch.fanout(level.name)}")

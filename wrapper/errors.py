@@ -7,6 +7,7 @@ exit with code 2 instead of a traceback.
 from __future__ import annotations
 
 import difflib
+import sys
 from typing import Iterable
 
 
@@ -55,6 +56,15 @@ class ConfigError(QuantMapError):
 
 class DataError(QuantMapError):
     """A data set folder is missing or malformed."""
+
+
+EXIT_USER_ERROR = 2
+
+
+def report_error(exc: QuantMapError) -> int:
+    """Print a user-facing error as one line on stderr; return the CLI exit code (2)."""
+    print(f"error: {exc}", file=sys.stderr)
+    return EXIT_USER_ERROR
 
 
 def require_keys(data: object, keys: Iterable[str], prefix: str, source: str | None,

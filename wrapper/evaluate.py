@@ -16,11 +16,11 @@ from typing import Any, Sequence
 
 from .engine import BuiltinEngine
 from .engine.energy_model import builtin_energy_table
+from .errors import QuantMapError, SpecError, report_error
 from .ert import EnergyTable, art_areas, ert_from_dict
-from .errors import QuantMapError, SpecError
 from .problem import Problem
-from .stats import Stats
 from .specfiles import load_inputs
+from .stats import Stats
 from .yamlio import write_text_atomic
 
 ENGINES = ("builtin", "timeloop")
@@ -84,8 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stats = (evaluate_builtin if args.engine == "builtin" else evaluate_timeloop)(args.files)
         emit_stats_json(stats, args.json_out)
     except QuantMapError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_error(exc)
     print(summary(stats), file=sys.stderr)
     return 0
 

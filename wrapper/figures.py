@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .config import ArchConfig
 from .costmodel import MapperSettings
-from .errors import BackendError, QuantMapError
+from .errors import BackendError, QuantMapError, report_error
 from .executors import make_executor
 from .hwcost import HardwareCost, LayerJob, cost_model
 from .nets import build_model
@@ -203,8 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         points = make_figures(Path(args.out), args.evaluations, args.workers)
     except QuantMapError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_error(exc)
     print(f"{'arch':8s} {'w':>2s} {'k':>2s} {'energy uJ':>11s} {'kept-16b uJ':>12s} {'saved':>6s}")
     for p in points:
         print(f"{p.arch:8s} {p.weight_bits:2d} {16 // p.weight_bits:2d} "

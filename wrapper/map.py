@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from .costmodel import MapperSettings, get_cost_model
-from .errors import ConfigError, QuantMapError, unknown_name_fix
+from .errors import ConfigError, QuantMapError, report_error, unknown_name_fix
 from .evaluate import ENGINES, emit_stats_json, energy_table_for, summary
 from .mapping import Mapping, dump_mapping
-from .stats import Stats
 from .specfiles import load_inputs
+from .stats import Stats
 
 _SETTING_KEYS = {"metric": "metric", "secondary-metric": "secondary_metric",
                  "secondary_metric": "secondary_metric", "budget": "max_evaluations",
@@ -96,8 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         path, _, stats = map_files(args.files, args.out_dir, args.engine)
         emit_stats_json(stats, args.json_out)
     except QuantMapError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_error(exc)
     print(f"mapping: {path}", file=sys.stderr)
     print(summary(stats), file=sys.stderr)
     return 0

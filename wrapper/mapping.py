@@ -10,11 +10,19 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping as MappingType, Sequence
+from typing import Any, Sequence
+from typing import Mapping as MappingType
 
-from .arch import Arch, parse_factors, name_list
-from .errors import (MappingError, PrecisionError, QuantMapError, SpecError, require_keys,
-                     unknown_name_fix)
+from .arch import Arch, name_list, parse_factors
+from .errors import (
+    MappingError,
+    PrecisionError,
+    QuantMapError,
+    SpecError,
+    report_error,
+    require_keys,
+    unknown_name_fix,
+)
 from .precision import packing_problem
 from .problem import Problem
 from .yamlio import dump_yaml_file, load_yaml_file
@@ -246,8 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         arch, problem = inputs.arch, inputs.problem
         validate_mapping(inputs.mapping(), arch, problem, inputs.origin["mapping"])
     except QuantMapError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_error(exc)
     print(f"ok: mapping fits {arch.name} and the problem ({problem.macs} MACs)")
     return 0
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from tqdm import tqdm
 
-from .errors import ConfigError, QuantMapError
+from .errors import ConfigError, QuantMapError, report_error
 from .executors import Task
 from .hwcost import layer_precisions
 from .mapping import dump_mapping
@@ -345,8 +345,8 @@ def front_genomes(out: Path) -> list[Genome]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .explore import CONFIG_NAME, Experiment, OneLineParser
     from .config import load_config
+    from .explore import CONFIG_NAME, Experiment, OneLineParser
 
     parser = OneLineParser(prog="python -m wrapper.report",
                      description="Steps on a finished explore results folder.")
@@ -366,8 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             experiment.close()
     except QuantMapError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_error(exc)
     print(f"fine-tuned: {path.resolve()}")
     return 0
 

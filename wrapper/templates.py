@@ -25,7 +25,13 @@ import jinja2
 
 from .arch import parse_factors
 from .engine.energy_model import DRAM_PJ_PER_BIT
-from .errors import ConfigError, QuantMapError, SpecError, unknown_name_fix
+from .errors import (
+    ConfigError,
+    QuantMapError,
+    SpecError,
+    report_error,
+    unknown_name_fix,
+)
 from .problem import BUILTIN_SHAPES, ProblemShape, load_problem
 from .yamlio import dump_yaml_text, parse_yaml_text, write_text_atomic
 
@@ -302,8 +308,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m wrapper.templ
         paths = write_arch(args.template, parse_set_options(args.set), args.out,
                            _shape_option(args.shape))
     except QuantMapError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_error(exc)
     for path in paths:
         print(path)
     return 0

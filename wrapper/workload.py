@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from .errors import ConfigError, PrecisionError, QuantMapError, SpecError
+from .errors import ConfigError, PrecisionError, QuantMapError, SpecError, report_error
 from .nets import MODELS, build_model
 from .precision import Precision
 from .problem import CNN_LAYER_SHAPE, DEPTHWISE_SHAPE, Problem, dump_problem
@@ -291,8 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         layers = extract_layers(model, args.resolution)
         written = write_workload(layers, args.out, precision)
     except QuantMapError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_error(exc)
     macs = sum(layer.macs for layer in layers)
     weights = sum(layer.weight_count for layer in layers)
     print(f"{args.model}: {len(layers)} layers, {macs / 1e6:.1f}M MACs, {weights / 1e6:.3f}M "

@@ -15,14 +15,20 @@ import sys
 from dataclasses import asdict
 from typing import Any, Sequence
 
-from ..errors import QuantMapError
+from ..errors import QuantMapError, report_error
 from ..nets import MODELS
 from ..precision import Precision
 from ..yamlio import write_text_atomic
 from .data import DATA_KINDS, DataSpec, load_data
 from .models import bits_from_precisions, layer_count
-from .train import (ModelSpec, TrainSettings, evaluate_checkpoint, finetune, load_checkpoint,
-                    train_float)
+from .train import (
+    ModelSpec,
+    TrainSettings,
+    evaluate_checkpoint,
+    finetune,
+    load_checkpoint,
+    train_float,
+)
 
 _DEFAULTS = TrainSettings()
 
@@ -130,8 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         report = _run(args)
     except QuantMapError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_error(exc)
     text = json.dumps(report, indent=2) + "\n"
     if args.json == "-":
         sys.stdout.write(text)
