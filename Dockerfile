@@ -7,7 +7,7 @@
 # (for example one of the official Timeloop/Accelergy infrastructure images) and pick the engine:
 #
 #   docker build --build-arg BASE=<image with timeloop-mapper, timeloop-model, accelergy> -t quantmap-tl .
-#   docker run --rm quantmap-tl --set engine=timeloop
+#   docker run --rm quantmap-tl --set engine.name=timeloop
 #
 # This file never builds or downloads Timeloop itself: with the default base, only the built-in
 # engine is available. TORCH_SPEC and PIP_EXTRA_ARGS let you choose a CPU-only torch wheel source.
@@ -16,6 +16,8 @@ FROM ${BASE}
 
 ARG TORCH_SPEC="torch==2.13.0"
 ARG PIP_EXTRA_ARGS=""
+# Optional extras, e.g. --build-arg EXTRAS="[ray]" for the Ray executor.
+ARG EXTRAS=""
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -27,7 +29,7 @@ COPY pyproject.toml README.md ./
 COPY wrapper ./wrapper
 COPY arch_templates ./arch_templates
 COPY patches ./patches
-RUN python3 -m pip install --no-cache-dir -e . \
+RUN python3 -m pip install --no-cache-dir -e ".${EXTRAS}" \
     && python3 -c "import wrapper.explore"
 
 ENTRYPOINT ["python3", "-m", "wrapper.explore"]

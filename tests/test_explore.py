@@ -251,3 +251,21 @@ def test_figures_show_energy_falling_with_weight_bits_at_the_word_steps(
         assert all(p["kept_16bit_mapping_energy_pj"] >= p["energy_pj"] for p in mine)
         assert all(p["mapper_at_this_width_energy_pj"] >= p["energy_pj"] for p in mine)
         assert any(p["kept_16bit_mapping_energy_pj"] > p["energy_pj"] for p in mine)
+
+
+def test_candidate_without_valid_hardware_never_looks_good():
+    """A layer without a valid mapping makes the whole candidate worst in every objective, even
+    in objectives (memory) that the failed layer would not make infinite on its own."""
+    import math
+
+    from wrapper.explore import Candidate
+    from wrapper.hwcost import HardwareTotals
+    from wrapper.search import Objective
+    from wrapper.store import AccuracyResult
+
+    broken = HardwareTotals(energy_pj=math.inf, cycles=math.inf, edp=math.inf,
+                            dram_accesses=math.inf, memory_bits=1000, valid=False)
+    objectives = (Objective("accuracy", maximize=True), Objective("memory"))
+    accuracy = AccuracyResult(key="k", bits=((8, 8),), accuracy=0.9, source="qat-1ep")
+    values = Candidate(genome=((8, 8),), hardware=broken, accuracy=accuracy).values(objectives)
+    assert values == (-math.inf, math.inf)

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from .costmodel import MapperSettings, content_hash
 from .errors import ConfigError, unknown_name_fix
-from .executors import EXECUTORS
+from .executors import EXECUTORS, check_executor_available
 from .yamlio import dump_yaml_file, load_yaml_file
 
 OBJECTIVES: tuple[str, ...] = ("accuracy", "energy", "latency", "edp", "dram_accesses", "memory")
@@ -111,11 +111,20 @@ class FinetuneConfig:
 
 @dataclass(frozen=True)
 class ExecutorConfig:
-    """Where fan-out jobs run (the seam of wrapper.executors)."""
+    """Where fan-out jobs run (the seam of wrapper.executors).
+
+    ``workers``: processes of the local pool, or CPUs of the Ray instance started when no
+    ``address`` is given. ``address``: an existing Ray cluster (host:port, 'auto', ray://...).
+    ``retries``: extra tries of a crashed job before it is recorded as a failure.
+    ``qat_gpus``: GPUs (or a fraction) each QAT job reserves on a Ray cluster that has GPUs;
+    0 keeps QAT on CPUs.
+    """
 
     kind: str = "local"
     workers: int = 2
     retries: int = 1
+    address: str | None = None
+    qat_gpus: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -329,10 +338,25 @@ def _check_files(config: ExperimentConfig, source: str) -> None:
                               field="arch.files", fix="give existing Timeloop YAML files")
 
 
+def _check_executor(executor: ExecutorConfig, source: str) -> None:
+    if executor.address is not None and (executor.kind != "ray"
+                                         or not isinstance(executor.address, str)):
+        raise ConfigError(f"address {executor.address!r} needs the ray executor", file=source,
+                          field="executor.address",
+                          fix="set executor.kind=ray (--executor ray) with a host:port address")
+    for where, value in (("executor.retries", executor.retries),
+                         ("executor.qat_gpus", executor.qat_gpus)):
+        if value < 0:
+            raise ConfigError(f"{where} = {value} must be >= 0", file=source, field=where,
+                              fix="use e.g. 1")
+    check_executor_available(executor.kind)
+
+
 def validate_config(config: ExperimentConfig, source: str = "<config>") -> None:
     """All checks that need no training or mapping; each failure is one ConfigError line."""
     _check_names(config, source)
     _check_search(config.search, source)
+    _check_executor(config.executor, source)
     _check_files(config, source)
     positive = {"qat.epochs": config.qat.epochs, "qat.threads": config.qat.threads,
                 "qat.float_epochs": config.qat.float_epochs,

@@ -26,8 +26,8 @@ from tqdm import tqdm
 from .arch import Arch, arch_from_dict
 from .config import ArchConfig, ExperimentConfig, load_config, save_config
 from .costmodel import content_hash
-from .errors import ConfigError, PrecisionError, QuantMapError
-from .executors import Executor, SerialExecutor, Task, make_executor
+from .errors import ConfigError, PrecisionError, QuantMapError, report_error
+from .executors import EXECUTORS, Executor, SerialExecutor, Task, make_executor
 from .hwcost import HardwareCost, HardwareTotals
 from .nets import build_model
 from .problem import CNN_LAYER_SHAPE, DEPTHWISE_SHAPE
@@ -199,9 +199,11 @@ class Candidate:
 
     def values(self, objectives: Sequence[Objective]) -> tuple[float, ...]:
         """Objective values for the search; a candidate whose accuracy could not be computed
-        (a crashed QAT job, retried by the next run) gets the worst value everywhere, so it can
-        never sit on a front."""
-        if any(o.name == "accuracy" for o in objectives) and self.accuracy is None:
+        (a crashed QAT job, retried by the next run) or whose hardware cost is unknown (a layer
+        without a valid mapping) gets the worst value everywhere, so it can never sit on a front
+        (memory alone would otherwise look finite)."""
+        accuracy_missing = any(o.name == "accuracy" for o in objectives) and self.accuracy is None
+        if accuracy_missing or not self.hardware.valid:
             return tuple(-math.inf if o.maximize else math.inf for o in objectives)
         return tuple(self.objective(o.name) for o in objectives)
 
@@ -233,8 +235,10 @@ class Experiment:
                                 for name in config.search.objectives)
         store_path = Path(config.store) if config.store else self.out / STORE_NAME
         self.store = Store(store_path)
-        self.executor = make_executor(config.executor.kind, workers=config.executor.workers,
-                                      retries=config.executor.retries)
+        run_on = config.executor
+        self.executor = make_executor(run_on.kind, workers=run_on.workers,
+                                      retries=run_on.retries, address=run_on.address,
+                                      qat_gpus=run_on.qat_gpus)
         self.hardware = HardwareCost(
             archs=self.archs, layers=self.layers, engine=config.engine.name,
             engine_options=config.engine.options, settings=config.mapper, store=self.store,
@@ -381,13 +385,29 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run in the -o folder")
     parser.add_argument("-o", "--out", help="results folder (default: results/<name>)")
+    parser.add_argument("--executor", choices=EXECUTORS,
+                        help="where mapper and QAT jobs run (default: local process pool)")
+    parser.add_argument("--ray-address", metavar="ADDR",
+                        help="an existing Ray cluster (host:port or 'auto'; implies --executor "
+                             "ray); without it --executor ray starts a local instance")
     return parser
+
+
+def executor_overrides(executor: str | None, ray_address: str | None) -> dict[str, object]:
+    """The config overrides of --executor / --ray-address (a cluster address implies Ray)."""
+    overrides: dict[str, object] = {}
+    if executor is not None or ray_address is not None:
+        overrides["executor.kind"] = executor or "ray"
+    if ray_address is not None:
+        overrides["executor.address"] = ray_address
+    return overrides
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
-        overrides = parse_set_options(args.set)
+        overrides = {**parse_set_options(args.set),
+                     **executor_overrides(args.executor, args.ray_address)}
         if args.out:
             out = Path(args.out)
         else:
@@ -395,8 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = resolve_config(args.config, overrides, out, args.resume)
         folder = run_experiment(config, out, resume=args.resume)
     except QuantMapError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_error(exc)
     print(f"results: {folder.resolve()} (pareto.csv, pareto.json, candidates.csv, plots/, "
           "mappings/, report.md)")
     return 0
