@@ -99,8 +99,8 @@ def test_initial_population_contains_every_uniform_configuration() -> None:
 
 
 def test_front_is_non_dominated_and_improves_on_the_seeds() -> None:
-    settings = SearchSettings(parents=10, offspring=10, generations=8, seed=3)
-    result = nsga2(N_LAYERS, OBJECTIVES, CountingEvaluator(), settings)
+    settings = SearchSettings(parents=10, offspring=10, generations=8)
+    result = nsga2(N_LAYERS, OBJECTIVES, CountingEvaluator(), settings, seed=3)
     front = [values for _, values in result.front]
     assert front
     assert not any(_dominates(a, b) for a in front for b in front)
@@ -115,7 +115,7 @@ def test_same_seed_gives_the_same_run_another_seed_a_different_one() -> None:
     def computed(seed: int) -> tuple[list[Genome], tuple]:
         evaluator = CountingEvaluator()
         result = nsga2(N_LAYERS, OBJECTIVES, evaluator,
-                       SearchSettings(parents=8, offspring=8, generations=5, seed=seed))
+                       SearchSettings(parents=8, offspring=8, generations=5), seed=seed)
         return evaluator.computed, result.population
 
     assert computed(11) == computed(11)
@@ -123,16 +123,16 @@ def test_same_seed_gives_the_same_run_another_seed_a_different_one() -> None:
 
 
 def test_interrupted_run_resumes_to_the_same_front_without_recomputing(tmp_path: Path) -> None:
-    settings = SearchSettings(parents=8, offspring=8, generations=6, seed=5)
-    reference = nsga2(N_LAYERS, OBJECTIVES, CountingEvaluator(), settings)
+    settings = SearchSettings(parents=8, offspring=8, generations=6)
+    reference = nsga2(N_LAYERS, OBJECTIVES, CountingEvaluator(), settings, seed=5)
     cache: dict = {}
     with Store(tmp_path / "s.sqlite") as store:
         first = CountingEvaluator(cache, fail_at=4)
         with pytest.raises(KeyboardInterrupt):
-            nsga2(N_LAYERS, OBJECTIVES, first, settings, store=store, run="r")
+            nsga2(N_LAYERS, OBJECTIVES, first, settings, seed=5, store=store, run="r")
         assert [g.generation for g in store.generations("r")] == [0, 1, 2, 3]
         second = CountingEvaluator(cache)
-        resumed = nsga2(N_LAYERS, OBJECTIVES, second, settings, store=store, run="r",
+        resumed = nsga2(N_LAYERS, OBJECTIVES, second, settings, seed=5, store=store, run="r",
                         resume=True)
     assert resumed.resumed_from == 3
     assert resumed.population == reference.population
@@ -141,9 +141,9 @@ def test_interrupted_run_resumes_to_the_same_front_without_recomputing(tmp_path:
 
 
 def test_a_proxy_phase_rescores_the_parents_with_the_real_objective() -> None:
-    settings = SearchSettings(parents=6, offspring=6, generations=4, seed=2)
+    settings = SearchSettings(parents=6, offspring=6, generations=4)
     evaluator = CountingEvaluator(proxy_until=2)
-    result = nsga2(N_LAYERS, OBJECTIVES, evaluator, settings)
+    result = nsga2(N_LAYERS, OBJECTIVES, evaluator, settings, seed=2)
     for genome, values in result.population:
         assert values == _scores(genome)  # final population scored by the full objective
 

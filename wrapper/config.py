@@ -17,6 +17,7 @@ from typing import Any, Mapping
 from .costmodel import MapperSettings, content_hash
 from .errors import ConfigError, unknown_name_fix
 from .executors import EXECUTORS, check_executor_available
+from .search import SearchSettings
 from .yamlio import dump_yaml_file, load_yaml_file
 
 OBJECTIVES: tuple[str, ...] = ("accuracy", "energy", "latency", "edp", "dram_accesses", "memory")
@@ -61,17 +62,13 @@ class EngineConfig:
 
 
 @dataclass(frozen=True)
-class SearchConfig:
-    """NSGA-II settings (METHOD.md 3) and the objectives (>= 2, any subset of OBJECTIVES)."""
+class SearchConfig(SearchSettings):
+    """The NSGA-II settings (METHOD.md 3; the demo runs 8 generations, the paper 25), the
+    objectives (>= 2, any subset of OBJECTIVES) and the Outputs bits of the last layer."""
 
-    objectives: tuple[str, ...] = ("accuracy", "energy", "memory")
-    bits: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)
-    last_outputs_bits: int = 8
-    parents: int = 10
-    offspring: int = 10
     generations: int = 8
-    crossover_prob: float = 0.9
-    mutation_prob: float = 0.5
+    objectives: tuple[str, ...] = ("accuracy", "energy", "memory")
+    last_outputs_bits: int = 8
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from .executors import EXECUTORS, Executor, SerialExecutor, Task, make_executor
 from .hwcost import HardwareCost, HardwareTotals
 from .nets import build_model
 from .problem import CNN_LAYER_SHAPE, DEPTHWISE_SHAPE
-from .search import Genome, Objective, SearchResult, SearchSettings, nsga2
+from .search import Genome, Objective, SearchResult, nsga2
 from .store import AccuracyResult, Store
 from .templates import adapt_constraints_for_shape, parse_set_options, write_arch
 from .workload import Layer, extract_layers
@@ -314,13 +314,8 @@ class Experiment:
 
     def search(self, resume: bool = False) -> SearchResult:
         """Run (or continue) the NSGA-II search with this experiment as its evaluator."""
-        search = self.config.search
-        settings = SearchSettings(bits=search.bits, parents=search.parents,
-                                  offspring=search.offspring, generations=search.generations,
-                                  crossover_prob=search.crossover_prob,
-                                  mutation_prob=search.mutation_prob, seed=self.config.seed)
-        return nsga2(len(self.layers), self.objectives, _Scorer(self), settings,
-                     store=self.store, run=self.run_id, resume=resume)
+        return nsga2(len(self.layers), self.objectives, _Scorer(self), self.config.search,
+                     seed=self.config.seed, store=self.store, run=self.run_id, resume=resume)
 
 
 class _Scorer:

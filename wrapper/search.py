@@ -46,7 +46,6 @@ class SearchSettings:
     generations: int = 25
     crossover_prob: float = 0.9
     mutation_prob: float = 0.5
-    seed: int = 0
 
 
 class Evaluator(Protocol):
@@ -104,9 +103,9 @@ def random_genome(n_layers: int, bits: Sequence[int], rng: random.Random) -> Gen
     return tuple((rng.choice(bits), rng.choice(bits)) for _ in range(n_layers))
 
 
-def initial_population(n_layers: int, settings: SearchSettings) -> list[Genome]:
+def initial_population(n_layers: int, settings: SearchSettings, seed: int = 0) -> list[Genome]:
     """Uniform seeds first, then random genomes up to the parent count."""
-    rng = _rng(settings.seed, 0)
+    rng = _rng(seed, 0)
     genomes = uniform_genomes(n_layers, settings.bits, settings.parents)
     while len(genomes) < settings.parents:
         genomes.append(random_genome(n_layers, settings.bits, rng))
@@ -198,7 +197,7 @@ def pareto_front(scored: Sequence[Scored], objectives: Sequence[Objective]) -> l
 
 
 def nsga2(n_layers: int, objectives: Sequence[Objective], evaluate: Evaluator,
-          settings: SearchSettings, *, store: Store | None = None, run: str = "",
+          settings: SearchSettings, *, seed: int = 0, store: Store | None = None, run: str = "",
           resume: bool = False) -> SearchResult:
     """Run (or continue) NSGA-II; returns the final population and its Pareto front.
 
@@ -214,14 +213,14 @@ def nsga2(n_layers: int, objectives: Sequence[Objective], evaluate: Evaluator,
         population = _individuals(history[-1].population, fitness)
     else:
         start = 0
-        genomes = initial_population(n_layers, settings)
+        genomes = initial_population(n_layers, settings, seed)
         population = _individuals(list(zip(genomes, evaluate(genomes, 0))), fitness)
         _journal(store, run, 0, population)
     for generation in range(start + 1, settings.generations + 1):
         if evaluate.phase(generation) != evaluate.phase(generation - 1):
             genomes = [tuple(ind) for ind in population]
             population = _individuals(list(zip(genomes, evaluate(genomes, generation))), fitness)
-        rng = _rng(settings.seed, generation)
+        rng = _rng(seed, generation)
         children = make_offspring(population, settings, rng)
         scored = _individuals(list(zip(children, evaluate(children, generation))), fitness)
         population = tools.selNSGA2(population + scored, settings.parents)
