@@ -44,14 +44,6 @@ class MapperSettings:
         return json.dumps(asdict(self), sort_keys=True)
 
 
-def metric_value(stats: Stats, metric: str) -> float:
-    """The scalar a mapper minimizes (invalid mappings are worst)."""
-    if not stats.valid:
-        return float("inf")
-    return {"energy": stats.energy_pj, "delay": float(stats.cycles), "edp": stats.edp,
-            "last_level_accesses": float(stats.last_level_accesses)}[metric]
-
-
 @runtime_checkable
 class CostModel(Protocol):
     """Evaluate a mapping, or search the best one, for one (arch, layer problem with precision)."""

@@ -46,9 +46,6 @@ class EnergyTable:
     def has(self, component: str) -> bool:
         return component in self.actions
 
-    def area(self, component: str) -> float | None:
-        return self.areas.get(component)
-
 
 @dataclass(frozen=True)
 class LevelEnergies:

@@ -88,18 +88,6 @@ class Problem:
         """Value of a projection coefficient (1 for a bare dimension)."""
         return 1 if name is None else self.coefficients[name]
 
-    def rank_extent(self, rank: tuple[ProjectionTerm, ...], bounds: Mapping[str, int]) -> int:
-        """Extent of one dataspace rank for the given (tile) bounds: sum c*(b-1) + 1."""
-        return sum(self.coefficient(t.coefficient) * (bounds[t.dim] - 1) for t in rank) + 1
-
-    def dataspace_size(self, name: str, bounds: Mapping[str, int] | None = None) -> int:
-        """Number of distinct elements of a dataspace touched by ``bounds`` (default: whole)."""
-        bounds = self.bounds if bounds is None else bounds
-        size = 1
-        for rank in self.dataspace(name).projection:
-            size *= self.rank_extent(rank, bounds)
-        return size
-
     def with_precision(self, precision: Precision) -> "Problem":
         """The same problem at other bit widths."""
         return Problem(self.shape, self.bounds, self.coefficients, precision)

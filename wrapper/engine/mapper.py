@@ -61,7 +61,7 @@ class SearchResult:
 
 
 def metric_array(result: BatchResult, name: str) -> np.ndarray:
-    """A mapper metric per mapping of a batch (inf where invalid), as `metric_value` does."""
+    """A mapper metric per mapping of a batch (inf where invalid mappings, so they never win)."""
     value = {"energy": result.energy_pj, "delay": result.cycles.astype(float), "edp": result.edp,
              "last_level_accesses": result.last_level_accesses.astype(float)}[name]
     return np.where(result.valid, value, np.inf)
