@@ -7,7 +7,7 @@ OUT ?= results/paper
 .PHONY: install test bench figures paper
 
 install:
-	$(PYTHON) -m pip install torch==2.13.0 && $(PYTHON) -m pip install -e ".[test]"
+	$(PYTHON) -m pip install torch==2.13.0 && $(PYTHON) -m pip install -e ".[test,ray]"
 
 test:
 	$(PYTHON) -m pytest
