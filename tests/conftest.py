@@ -58,7 +58,10 @@ def record_arch(record: dict[str, Any]) -> Arch:
 
 def golden_case(name: str = "eyeriss__mbv1_L3__i4w4o8", record_id: str | None = None
                 ) -> tuple[dict[str, Any], Arch, Problem, Mapping]:
-    """(record, Arch, Problem, Mapping) of a golden record, built from its texts (no files)."""
+    """(record, Arch, Problem, Mapping) of a golden record, built from its texts (no files);
+    skips the calling test when ../shared is absent."""
+    if not ALL_GOLDEN_RECORDS:
+        pytest.skip("../shared (golden data) is not present")
     record = next(r for r in ALL_GOLDEN_RECORDS
                   if (r["record_id"] == record_id if record_id else r["case_id"] == name))
     problem = problem_from_dict(yaml.safe_load(record["problem_yaml"]), record["record_id"])

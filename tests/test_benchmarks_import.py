@@ -12,7 +12,7 @@ BENCHMARKS = sorted((REPO_ROOT / "benchmarks").glob("bench_*.py"))
 
 
 @pytest.mark.parametrize("path", BENCHMARKS, ids=lambda p: p.name)
-def test_benchmark_imports(path):
+def test_benchmark_imports(path, shared_dir):  # benchmarks read golden cases
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # guarded by __main__: nothing is timed here

@@ -24,7 +24,7 @@ def test_golden_problem_and_mapping_round_trip_and_validate(record):
     validate_mapping(mapping, record_arch(record), problem, record["record_id"])
 
 
-def test_golden_problem_shapes_are_the_builtin_shapes():
+def test_golden_problem_shapes_are_the_builtin_shapes(shared_dir):
     by_shape = {problem_from_dict(parse_yaml_text(r["problem_yaml"])).shape.name: r
                 for r in ALL_GOLDEN_RECORDS}
     assert problem_from_dict(parse_yaml_text(by_shape["CNN-Layer"]["problem_yaml"])).shape == CNN_LAYER_SHAPE
@@ -40,7 +40,7 @@ def test_golden_problem_shapes_are_the_builtin_shapes():
                ("PEWeightBuffer", 16384, 4, 64), ("PEAccuBuffer", 128, 1, 64),
                ("PEWeightRegs", 1, 1, 256)]),
 ])
-def test_arch_levels_match_timeloop_specs(arch_name, expected):
+def test_arch_levels_match_timeloop_specs(arch_name, expected, shared_dir):
     record = next(r for r in ALL_GOLDEN_RECORDS if r["arch"] == arch_name)
     arch = record_arch(record)
     got = [(lv.name, lv.size_words, lv.block_size, lv.instances) for lv in arch.levels]
@@ -54,7 +54,7 @@ def test_arch_levels_match_timeloop_specs(arch_name, expected):
     assert arch.arithmetic.instances == record["results"]["mac"]["instances"]
 
 
-def test_eyeriss_fanout_follows_the_mesh():
+def test_eyeriss_fanout_follows_the_mesh(shared_dir):
     arch = record_arch(next(r for r in ALL_GOLDEN_RECORDS if r["arch"] == "eyeriss"))
     assert arch.fanout("shared_glb") == (14, 1)
     assert arch.fanout("DummyBuffer") == (1, 12)
