@@ -23,15 +23,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from wrapper.config import ArchConfig
-from wrapper.costmodel import MapperSettings
-from wrapper.executors import Executor, Task, make_executor
-from wrapper.explore import build_archs
-from wrapper.hwcost import HardwareCost
-from wrapper.nets import build_model
-from wrapper.precision import Precision
-from wrapper.store import Store
-from wrapper.workload import extract_layers
+from wrapper.explore.config import ArchConfig
+from wrapper.explore.executors import Executor, Task, make_executor
+from wrapper.explore.experiment import build_archs
+from wrapper.explore.hardware import HardwareCost
+from wrapper.explore.store import Store
+from wrapper.network.layers import extract_layers
+from wrapper.network.mobilenets import build_model
+from wrapper.spec.costmodel import MapperSettings
+from wrapper.spec.precision import Precision
 
 ARCHS = ("eyeriss", "simba")
 

@@ -23,13 +23,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from conftest import ALL_GOLDEN_RECORDS, SHARED_DIR
 from test_mapper_golden import golden_cases, record_arch
 
-from wrapper.costmodel import MapperSettings
+from wrapper.engine.constraints import build_mapspace
 from wrapper.engine.costmodel import BuiltinCostModel, MapperCache
 from wrapper.engine.mapper import search
-from wrapper.engine.mapspace import build_mapspace
-from wrapper.nets import build_model
-from wrapper.precision import Precision
-from wrapper.workload import extract_layers, layer_to_problem
+from wrapper.network.layers import extract_layers, layer_to_problem
+from wrapper.network.mobilenets import build_model
+from wrapper.spec.costmodel import MapperSettings
+from wrapper.spec.precision import Precision
 
 SETTINGS = MapperSettings()
 

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 import yaml
 
-from wrapper.arch import Arch, arch_from_dict
 from wrapper.engine import BuiltinEngine
-from wrapper.ert import EnergyTable, load_energy_table
-from wrapper.mapping import Mapping, mapping_from_dict
-from wrapper.problem import Problem, problem_from_dict
-from wrapper.stats import DataspaceStats, LevelStats, Stats
+from wrapper.spec.arch import Arch, arch_from_dict
+from wrapper.spec.ert import EnergyTable, load_energy_table
+from wrapper.spec.mapping import Mapping, mapping_from_dict
+from wrapper.spec.problem import Problem, problem_from_dict
+from wrapper.spec.stats import DataspaceStats, LevelStats, Stats
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"

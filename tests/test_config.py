@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from wrapper.config import config_from_dict, load_config, save_config
 from wrapper.errors import ConfigError
+from wrapper.explore.config import config_from_dict, load_config, save_config
 
 BAD_CONFIGS = {
     "unknown objective": ({"search.objectives": ["accuracy", "energyy"]}, "energyy",

@@ -8,12 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from wrapper.arch import Arch, load_arch
-from wrapper.engine.energy_model import (DRAM_PJ_PER_BIT, builtin_energy_table, mac_energy,
-                                         regfile_energy, sram_energy, technology_scale)
-from wrapper.ert import EnergyTable, compute_energy, load_energy_table, storage_energies
+from wrapper.engine.energy_lookup import compute_energy, storage_energies
+from wrapper.engine.energy_model import (
+    builtin_energy_table,
+    mac_energy,
+    regfile_energy,
+    sram_energy,
+    technology_scale,
+)
 from wrapper.errors import SpecError
-from wrapper.precision import Precision
+from wrapper.spec.arch import Arch, load_arch
+from wrapper.spec.ert import DRAM_PJ_PER_BIT, EnergyTable, load_energy_table
+from wrapper.spec.precision import Precision
 
 TOLERANCE = 0.10
 

@@ -22,11 +22,11 @@ import pytest
 import yaml
 from conftest import ALL_GOLDEN_RECORDS, golden_case, golden_energy_table
 
-from wrapper.arch import Arch
 from wrapper.engine import BuiltinEngine, evaluate_batch
-from wrapper.mapping import LevelMapping, Mapping, mapping_from_dict
-from wrapper.precision import Precision
-from wrapper.problem import Problem
+from wrapper.spec.arch import Arch
+from wrapper.spec.mapping import LevelMapping, Mapping, mapping_from_dict
+from wrapper.spec.precision import Precision
+from wrapper.spec.problem import Problem
 
 FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 RANDOM_PER_CASE = 2000

@@ -11,12 +11,11 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import ALL_GOLDEN_RECORDS, evaluate_record, golden_energy_table, record_arch
 
 from wrapper.engine import BuiltinEngine
-from wrapper.mapping import mapping_from_dict
-from wrapper.problem import problem_from_dict
-
-from conftest import ALL_GOLDEN_RECORDS, evaluate_record, golden_energy_table, record_arch
+from wrapper.spec.mapping import mapping_from_dict
+from wrapper.spec.problem import problem_from_dict
 
 ENERGY_TOLERANCE = 1e-3
 COUNT_FIELDS = (("utilized_capacity", "utilized_capacity"), ("reads", "reads_per_instance"),

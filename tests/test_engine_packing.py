@@ -6,13 +6,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
-from wrapper.arch import load_arch
-from wrapper.engine import BuiltinEngine
-from wrapper.mapping import LevelMapping, Mapping
-from wrapper.precision import Precision
-
 from conftest import GOLDEN_RECORDS, golden_case, golden_energy_table
+
+from wrapper.engine import BuiltinEngine
+from wrapper.spec.arch import load_arch
+from wrapper.spec.mapping import LevelMapping, Mapping
+from wrapper.spec.precision import Precision
 
 
 def _inputs(arch_name: str, layer: str = "mbv1_L3"):

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from wrapper.config import load_config
-from wrapper.executors import LocalPoolExecutor, SerialExecutor, Task
-from wrapper.explore import Experiment
-from wrapper.stats import Stats
+from wrapper.explore.config import load_config
+from wrapper.explore.executors import LocalPoolExecutor, SerialExecutor, Task
+from wrapper.explore.experiment import Experiment
+from wrapper.spec.stats import Stats
 
 # A test-sized budget of the default experiment (digits, MobileNetV1 x0.25, Eyeriss, builtin).
 SMALL = ["search.parents=4", "search.offspring=4", "search.generations=1",
@@ -79,8 +79,7 @@ def test_default_run_writes_every_file_with_a_consistent_front(tmp_path: Path,
     assert layers[-1]["O"] == 8
     assert json.loads((out / "run.json").read_text())["accuracy_sources"] == ["qat-1ep"]
     # Objectives recomputed from the raw store rows equal the reported ones.
-    experiment = Experiment(load_config(out / "config.yaml"), out)
-    try:
+    with Experiment(load_config(out / "config.yaml"), out) as experiment:
         db = sqlite3.connect(out / "store.sqlite")
         for point in points:
             genome = tuple(tuple(pair) for pair in point["bits"])
@@ -100,8 +99,6 @@ def test_default_run_writes_every_file_with_a_consistent_front(tmp_path: Path,
             row = db.execute("SELECT accuracy FROM accuracies WHERE key = ?", (key,)).fetchone()
             assert reported["accuracy"] == row[0]
         db.close()
-    finally:
-        experiment.close()
 
 
 def test_a_configured_accuracy_proxy_is_named_in_the_results(tmp_path: Path,
@@ -258,10 +255,10 @@ def test_candidate_without_valid_hardware_never_looks_good():
     in objectives (memory) that the failed layer would not make infinite on its own."""
     import math
 
-    from wrapper.explore import Candidate
-    from wrapper.hwcost import HardwareTotals
-    from wrapper.search import Objective
-    from wrapper.store import AccuracyResult
+    from wrapper.explore.experiment import Candidate
+    from wrapper.explore.hardware import HardwareTotals
+    from wrapper.explore.nsga2 import Objective
+    from wrapper.explore.store import AccuracyResult
 
     broken = HardwareTotals(energy_pj=math.inf, cycles=math.inf, edp=math.inf,
                             dram_accesses=math.inf, memory_bits=1000, valid=False)

@@ -11,8 +11,8 @@ import sys
 import pytest
 from test_mapper_golden import CASES
 
-from wrapper.engine.mapspace import build_mapspace
-from wrapper.mapping import load_mapping
+from wrapper.engine.constraints import build_mapspace
+from wrapper.spec.mapping import load_mapping
 
 
 def _write_inputs(case, shared_dir, folder, mapper_text):

@@ -8,16 +8,17 @@ import pytest
 from conftest import ALL_GOLDEN_RECORDS
 from test_mapper_golden import CASES, record_arch
 
-from wrapper.costmodel import MapperSettings
 from wrapper.engine import BuiltinEngine
 from wrapper.engine.batch import evaluate_batch
+from wrapper.engine.constraints import build_mapspace
 from wrapper.engine.costmodel import BuiltinCostModel, packing_signature
+from wrapper.engine.factors import ordered_factorizations
 from wrapper.engine.mapper import search
-from wrapper.engine.mapspace import build_mapspace, ordered_factorizations
 from wrapper.errors import PrecisionError
-from wrapper.mapping import mapping_from_dict, validate_mapping
-from wrapper.precision import Precision
-from wrapper.yamlio import parse_yaml_text
+from wrapper.spec.costmodel import MapperSettings
+from wrapper.spec.mapping import mapping_from_dict, validate_mapping
+from wrapper.spec.precision import Precision
+from wrapper.spec.yamlio import parse_yaml_text
 
 
 def _case(case_id):

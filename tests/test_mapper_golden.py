@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 from conftest import ALL_GOLDEN_RECORDS, SHARED_DIR
 
-from wrapper.arch import Arch, arch_from_dict
-from wrapper.costmodel import MapperSettings
 from wrapper.engine import BuiltinEngine
+from wrapper.engine.constraints import build_mapspace
 from wrapper.engine.mapper import search
-from wrapper.engine.mapspace import build_mapspace
-from wrapper.ert import EnergyTable, load_energy_table
-from wrapper.mapping import Mapping, mapping_from_dict, validate_mapping
-from wrapper.problem import Problem, problem_from_dict
-from wrapper.yamlio import parse_yaml_text
+from wrapper.spec.arch import Arch, arch_from_dict
+from wrapper.spec.costmodel import MapperSettings
+from wrapper.spec.ert import EnergyTable, load_energy_table
+from wrapper.spec.mapping import Mapping, mapping_from_dict, validate_mapping
+from wrapper.spec.problem import Problem, problem_from_dict
+from wrapper.spec.yamlio import parse_yaml_text
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from wrapper.errors import ConfigError
-from wrapper.nets import LayerFactory, build_model, mobilenet_v1, mobilenet_v2
+from wrapper.network.mobilenets import LayerFactory, build_model, mobilenet_v1, mobilenet_v2
 
 
 class RecordingFactory(LayerFactory):

@@ -8,17 +8,15 @@ original spec with bit widths wherever the rules claim exactness.
 
 from __future__ import annotations
 
-
 import pytest
+from conftest import GOLDEN_RECORDS, golden_case, stats_from_results
 
-from wrapper.arch import arch_from_dict
 from wrapper.engine import BuiltinEngine
 from wrapper.errors import PrecisionError
-from wrapper.precision import Precision, packed_count
-from wrapper.stats import DataspaceStats, LevelStats, Stats
+from wrapper.spec.arch import arch_from_dict
+from wrapper.spec.precision import Precision, packed_count
+from wrapper.spec.stats import DataspaceStats, LevelStats, Stats
 from wrapper.timeloop.patching import patch_spec, plan_patches, unpack_stats
-
-from conftest import GOLDEN_RECORDS, golden_case, stats_from_results
 
 
 def test_rules_on_eyeriss_i4w4o8() -> None:
@@ -119,7 +117,7 @@ def test_r4_turns_unpacked_counts_into_the_forks_packed_counts(shared_dir, recor
                                   "simba__mbv1_L28__i8w2o8", "eyeriss__mbv1_L1__i5w3o8"])
 def test_rewritten_spec_equals_bitwidths_where_exact(shared_dir, case: str) -> None:
     engine = BuiltinEngine()
-    from wrapper.ert import load_energy_table
+    from wrapper.spec.ert import load_energy_table
 
     record, arch, problem, mapping = golden_case(case)
     ert = shared_dir / "golden" / record["ert_ref"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wrapper.errors import PrecisionError
-from wrapper.precision import Precision, packed_count, packing_factor, wasted_bits
+from wrapper.spec.precision import Precision, packed_count, packing_factor, wasted_bits
 
 
 @pytest.mark.parametrize("word_bits,expected", [

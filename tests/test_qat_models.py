@@ -6,12 +6,19 @@ import pytest
 import torch
 
 from wrapper.errors import ConfigError, PrecisionError
-from wrapper.nets import build_model
-from wrapper.precision import Precision
-from wrapper.qat.models import (bits_from_precisions, input_signedness, integer_inputs,
-                                integer_weights, load_float_weights, quant_layers,
-                                quantized_model, validate_bits)
-from wrapper.workload import extract_layers
+from wrapper.network.layers import extract_layers
+from wrapper.network.mobilenets import build_model
+from wrapper.qat.models import (
+    bits_from_precisions,
+    input_signedness,
+    integer_inputs,
+    integer_weights,
+    load_float_weights,
+    quant_layers,
+    quantized_model,
+    validate_bits,
+)
+from wrapper.spec.precision import Precision
 
 SMALL = {"width_mult": 0.25, "num_classes": 10}
 

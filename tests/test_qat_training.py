@@ -14,12 +14,21 @@ import torch
 from torch.utils.data import Subset
 
 from wrapper.errors import ConfigError
-from wrapper.nets import build_model
+from wrapper.network.mobilenets import build_model
 from wrapper.qat.data import DataBundle, DataSpec, load_data
 from wrapper.qat.models import integer_inputs, integer_weights, quant_layers, quantized_model
-from wrapper.qat.train import (Checkpoint, ModelSpec, TrainResult, TrainSettings,
-                               evaluate_bit_config, evaluate_checkpoint, finetune, load_checkpoint,
-                               save_checkpoint, train_float)
+from wrapper.qat.train import (
+    Checkpoint,
+    ModelSpec,
+    TrainResult,
+    TrainSettings,
+    evaluate_bit_config,
+    evaluate_checkpoint,
+    finetune,
+    load_checkpoint,
+    save_checkpoint,
+    train_float,
+)
 
 FLOAT = TrainSettings(epochs=10, lr=0.1, weight_decay=5e-4, progress=False)
 QAT = TrainSettings(epochs=2, lr=0.01, progress=False)

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-
 from test_explore import _always_fails, _explore, _finish, _flaky
-from wrapper import hwcost
-from wrapper.config import load_config
+
+from wrapper.cli import parse_set_options
 from wrapper.errors import PrecisionError
-from wrapper.executors import RayExecutor, Task
-from wrapper.explore import run_experiment
-from wrapper.templates import parse_set_options
+from wrapper.explore import hardware as hwcost
+from wrapper.explore.config import load_config
+from wrapper.explore.executors import RayExecutor, Task
+from wrapper.explore.experiment import run_experiment
 
 # Hardware-only objectives (no training): the search still maps every layer through the executor.
 HW_SMALL = ["search.objectives=[energy,latency,memory]", "search.parents=4",

@@ -8,9 +8,17 @@ from typing import Sequence
 
 import pytest
 
-from wrapper.search import (Genome, Objective, SearchSettings, crossover, initial_population,
-                            mutate, nsga2, pareto_front)
-from wrapper.store import Store
+from wrapper.explore.nsga2 import (
+    Genome,
+    Objective,
+    SearchSettings,
+    crossover,
+    initial_population,
+    mutate,
+    nsga2,
+    pareto_front,
+)
+from wrapper.explore.store import Store
 
 N_LAYERS = 6
 BITS = (2, 3, 4, 5, 6, 7, 8)

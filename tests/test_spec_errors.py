@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import GOLDEN_RECORDS, REPO_ROOT
 
 if not GOLDEN_RECORDS:

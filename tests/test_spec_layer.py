@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import ALL_GOLDEN_RECORDS, record_arch
-from wrapper.mapping import mapping_from_dict, mapping_to_dict, validate_mapping
-from wrapper.problem import (CNN_LAYER_SHAPE, DEPTHWISE_SHAPE, problem_from_dict,
-                             problem_to_dict)
-from wrapper.yamlio import dump_yaml_text, parse_yaml_text
+
+from wrapper.spec.mapping import mapping_from_dict, mapping_to_dict, validate_mapping
+from wrapper.spec.problem import (
+    CNN_LAYER_SHAPE,
+    DEPTHWISE_SHAPE,
+    problem_from_dict,
+    problem_to_dict,
+)
+from wrapper.spec.yamlio import dump_yaml_text, parse_yaml_text
 
 RECORD_IDS = [r["record_id"] for r in ALL_GOLDEN_RECORDS]
 

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import yaml
-
 from conftest import GOLDEN_DW_RECORDS, GOLDEN_RECORDS, REPO_ROOT
-from wrapper.specfiles import load_inputs
+
+from wrapper.spec.inputs import load_inputs
 
 
 def _write_depthwise_job(folder: Path) -> list[str]:

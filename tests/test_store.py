@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import GOLDEN_RECORDS
-from wrapper.arch import arch_from_dict
 from wrapper.engine.builtin import BuiltinEngine
-from wrapper.mapping import mapping_from_dict
-from wrapper.problem import problem_from_dict
-from wrapper.store import AccuracyResult, GenerationRecord, LayerResult, Store
-from wrapper.yamlio import parse_yaml_text
+from wrapper.explore.store import AccuracyResult, GenerationRecord, LayerResult, Store
+from wrapper.spec.arch import arch_from_dict
+from wrapper.spec.mapping import mapping_from_dict
+from wrapper.spec.problem import problem_from_dict
+from wrapper.spec.yamlio import parse_yaml_text
 
 
 def _golden_result(record: dict) -> LayerResult:

@@ -14,11 +14,17 @@ from typing import Any
 import pytest
 import yaml
 
-from wrapper.arch import load_arch
 from wrapper.errors import SpecError
-from wrapper.problem import CNN_LAYER_SHAPE, DEPTHWISE_SHAPE
-from wrapper.templates import (TEMPLATES_DIR, adapt_constraints_for_shape, available_templates,
-                               default_parameters, render_arch, write_arch)
+from wrapper.spec.arch import load_arch
+from wrapper.spec.constraints import adapt_constraints_for_shape
+from wrapper.spec.problem import CNN_LAYER_SHAPE, DEPTHWISE_SHAPE
+from wrapper.spec.templates import (
+    TEMPLATES_DIR,
+    available_templates,
+    default_parameters,
+    render_arch,
+    write_arch,
+)
 
 VARIANT_PARAMS: dict[str, tuple[str, dict[str, Any]]] = {
     "eyeriss_16x16": ("eyeriss", {"pe_rows": 16, "pe_cols": 16, "glb_depth": 16384, "glb_banks": 32}),
@@ -176,7 +182,7 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           timeout=120)
 
 
-@pytest.mark.parametrize("module", ["wrapper.templates", "wrapper.arch"])
+@pytest.mark.parametrize("module", ["wrapper.arch"])
 def test_cli_render_writes_a_spec_that_parses(repo_root: Path, tmp_path: Path, module: str) -> None:
     result = _run(module, "render", "eyeriss", "--set", "pe_rows=16", "-o", str(tmp_path), cwd=repo_root)
     assert result.returncode == 0, result.stderr
@@ -188,7 +194,7 @@ def test_cli_render_writes_a_spec_that_parses(repo_root: Path, tmp_path: Path, m
 
 
 def test_cli_render_depthwise_shape(repo_root: Path, tmp_path: Path) -> None:
-    result = _run("wrapper.templates", "render", "simba", "--shape", "depthwise", "-o", str(tmp_path),
+    result = _run("wrapper.arch", "render", "simba", "--shape", "depthwise", "-o", str(tmp_path),
                   cwd=repo_root)
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "constraints" / "simba_like_map_constraints.yaml").read_text()
@@ -200,7 +206,7 @@ def test_cli_render_depthwise_shape(repo_root: Path, tmp_path: Path) -> None:
                                             ("pe_rows", "key=value")])
 def test_cli_bad_set_gives_one_line_and_exit_2(repo_root: Path, tmp_path: Path, setting: str,
                                                words: str) -> None:
-    result = _run("wrapper.templates", "render", "eyeriss", "--set", setting, "-o", str(tmp_path),
+    result = _run("wrapper.arch", "render", "eyeriss", "--set", setting, "-o", str(tmp_path),
                   cwd=repo_root)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and words in result.stderr

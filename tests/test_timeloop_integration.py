@@ -9,13 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from wrapper.costmodel import MapperSettings
-from wrapper.timeloop.costmodel import TimeloopCostModel
-from wrapper.timeloop.discovery import find_binaries
-
 from conftest import golden_case, stats_from_results
 
+from wrapper.spec.costmodel import MapperSettings
+from wrapper.timeloop.costmodel import TimeloopCostModel
+from wrapper.timeloop.discovery import find_binaries
 
 BINARIES = find_binaries()
 pytestmark = pytest.mark.skipif(
@@ -47,7 +45,7 @@ def test_real_model_matches_the_golden_record(shared_dir: Path, tmp_path: Path) 
 
 def test_real_model_and_builtin_engine_agree(shared_dir: Path, tmp_path: Path) -> None:
     engine_module = pytest.importorskip("wrapper.engine")
-    from wrapper.ert import load_energy_table
+    from wrapper.spec.ert import load_energy_table
 
     _, arch, problem, mapping = golden_case(CASE)
     ert_dir = shared_dir / "golden" / "ert" / "eyeriss"

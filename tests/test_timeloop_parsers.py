@@ -12,15 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import ALL_GOLDEN_RECORDS, SHARED_DIR
 
 from wrapper.errors import BackendError
-from wrapper.stats import Stats
+from wrapper.spec.stats import Stats
 from wrapper.timeloop.outputs import read_stats
 from wrapper.timeloop.stats_csv import parse_stats_csv
 from wrapper.timeloop.stats_text import parse_stats_txt
 from wrapper.timeloop.stats_xml import parse_map_stats_xml
-
-from conftest import ALL_GOLDEN_RECORDS, SHARED_DIR
 
 RAW_ROOTS = ("golden/raw", "golden_dw/raw")
 
@@ -124,7 +123,7 @@ def test_mapper_outputs_parse_and_equal_the_model_rerun(shared_dir: Path, mapper
 
 @pytest.mark.parametrize("mapper_dir", MAPPER_DIRS, ids=_ids(MAPPER_DIRS))
 def test_mapper_map_yaml_loads_as_the_recorded_mapping(shared_dir: Path, mapper_dir: Path) -> None:
-    mapping_module = pytest.importorskip("wrapper.mapping")
+    mapping_module = pytest.importorskip("wrapper.spec.mapping")
     import yaml
 
     found = mapping_module.load_mapping(mapper_dir / "timeloop-mapper.map.yaml")

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import GOLDEN_DW_RECORDS, GOLDEN_RECORDS
 from torch import nn
 
-from conftest import GOLDEN_DW_RECORDS, GOLDEN_RECORDS
 from wrapper.errors import ConfigError, PrecisionError, SpecError
-from wrapper.nets import mobilenet_v1, mobilenet_v2
-from wrapper.precision import Precision
-from wrapper.problem import CNN_LAYER_SHAPE, DEPTHWISE_SHAPE, load_problem, problem_from_dict
-from wrapper.workload import Layer, extract_layers, layer_to_problem, write_workload
+from wrapper.network.layers import Layer, extract_layers, layer_to_problem, write_workload
+from wrapper.network.mobilenets import mobilenet_v1, mobilenet_v2
+from wrapper.spec.precision import Precision
+from wrapper.spec.problem import CNN_LAYER_SHAPE, DEPTHWISE_SHAPE, load_problem, problem_from_dict
 
 # Golden layer tables: V1 with 100 classes (FC row 1024->100), V2 with 1000.
 NETS = {"mobilenetv1.yaml": (mobilenet_v1, 100), "mobilenetv2.yaml": (mobilenet_v2, 1000)}

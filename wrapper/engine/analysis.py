@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SpecError
-from ..problem import Problem
+from ..spec.problem import Problem
 from .nest import NestBatch
 
 NONE_STATE, STAYED_STATE = 0, 1  # residual states; 2 + 2 * sliding rank + (move < 0) slide

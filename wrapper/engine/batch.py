@@ -23,12 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..arch import Arch
 from ..errors import PrecisionError
-from ..ert import EnergyTable, compute_energy, storage_energies
-from ..problem import Problem
-from ..stats import DataspaceStats, LevelStats, Stats
+from ..spec.arch import Arch
+from ..spec.ert import EnergyTable
+from ..spec.problem import Problem
+from ..spec.stats import DataspaceStats, LevelStats, Stats
 from .analysis import analyse
+from .energy_lookup import compute_energy, storage_energies
 from .nest import NestBatch, orders_array
 from .pricing import (
     PackedCounts,

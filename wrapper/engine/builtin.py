@@ -1,7 +1,7 @@
 """`BuiltinEngine`: the embedded timeloop-model replacement (scalar path).
 
 It checks a mapping (names, factors, fan-out), turns it into a batch of one nest and runs the one
-evaluation core (`batch.evaluate_nests`: nest analysis, packing per METHOD.md section 2 with bit
+evaluation core (`batch.evaluate_nests`: nest analysis, packing per docs/packing.md with bit
 widths checked where a level keeps a dataspace, capacities, energy priced from an `EnergyTable`
 exactly as Timeloop does, bandwidth-limited cycles), so it agrees with `evaluate_batch` by
 construction.
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..arch import Arch
 from ..errors import MappingError, PrecisionError
-from ..ert import EnergyTable
-from ..mapping import Mapping, validate_mapping
-from ..problem import Problem
-from ..stats import Stats
+from ..spec.arch import Arch
+from ..spec.ert import EnergyTable
+from ..spec.mapping import Mapping, validate_mapping
+from ..spec.problem import Problem
+from ..spec.stats import Stats
 from .batch import evaluate_nests
 from .nest import nest_from_mapping
 from .pricing import packing_factors

@@ -1,6 +1,6 @@
 """`BuiltinCostModel`: the built-in engine and mapper behind the `CostModel` protocol ('builtin').
 
-Memoization (issue 4 item 3). Two (layer, precision) pairs whose problems have the same shape,
+Memoization. Two (layer, precision) pairs whose problems have the same shape,
 bounds and coefficients and the same `packing_signature` (operands per word at every storage
 level and for every dataspace, plus the arithmetic word) see identical counts for every mapping,
 so with the same energy table and mapper settings the search returns the same best mapping. The
@@ -16,17 +16,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..arch import Arch
-from ..costmodel import MapperSettings, content_hash, register
-from ..ert import EnergyTable, load_energy_table
-from ..mapping import Mapping
-from ..precision import packing_factor, packing_problem
-from ..problem import Problem
-from ..stats import Stats
+from ..spec.arch import Arch
+from ..spec.costmodel import MapperSettings
+from ..spec.ert import EnergyTable, load_energy_table
+from ..spec.hashing import content_hash
+from ..spec.mapping import Mapping
+from ..spec.precision import packing_factor, packing_problem
+from ..spec.problem import Problem
+from ..spec.stats import Stats
 from .builtin import BuiltinEngine
+from .constraints import build_mapspace
 from .energy_model import builtin_energy_table
 from .mapper import search
-from .mapspace import build_mapspace
 
 
 def packing_signature(arch: Arch, problem: Problem) -> tuple:
@@ -107,4 +108,3 @@ class BuiltinCostModel:
         return result.mapping, result.stats
 
 
-register("builtin", BuiltinCostModel)

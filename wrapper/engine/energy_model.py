@@ -1,11 +1,11 @@
 """Built-in energy model: energy per action for the component classes of our templates.
 
 Used when no Accelergy ERT is given. Every figure below is a published number or a fit to the
-real Accelergy 0.4 estimates in ../shared/golden/ert_real (Aladdin tables for register files,
+real Accelergy 0.4 estimates of the reference designs (Aladdin tables for register files,
 registers, adders and MACs; CACTI for SRAMs; CactiDRAM for DRAM), all at 45 nm. Energies are per
 vector access (one access of the level's full width, ``data_delta = address_delta = 1`` in the
 ERT, which is what Timeloop charges), in pJ. With the reference Eyeriss and Simba specs every
-read, write and MAC energy lands within 10% of ert_real (see tests/test_energy_model.py); other
+read, write and MAC energy lands within 10% of real Accelergy 0.4 estimates (see tests/test_energy_model.py); other
 sizes, widths and nodes follow the scaling laws documented at each function.
 
 Class resolution: compound classes of the templates map to one primitive plus, for the
@@ -18,10 +18,10 @@ import math
 import re
 from typing import Any, Mapping
 
-from ..arch import Arch, ArithmeticLevel, StorageLevel
 from ..errors import SpecError, unknown_name_fix
-from ..ert import READ_ACTION, WRITE_ACTION, EnergyTable
-from ..precision import Precision
+from ..spec.arch import Arch, ArithmeticLevel, StorageLevel
+from ..spec.ert import DRAM_PJ_PER_BIT, READ_ACTION, WRITE_ACTION, EnergyTable
+from ..spec.precision import Precision
 
 REFERENCE_NODE_NM = 45.0
 
@@ -31,15 +31,9 @@ _VDD_BY_NODE_NM = ((7.0, 0.70), (10.0, 0.75), (14.0, 0.80), (16.0, 0.80), (22.0,
                    (28.0, 0.90), (32.0, 0.90), (45.0, 1.00), (65.0, 1.10), (90.0, 1.20),
                    (130.0, 1.30), (180.0, 1.80))
 
-# DRAM interface + array energy per bit transferred.
-# LPDDR4: 8 pJ/bit, fitted to ert_real (CactiDRAM: 512 pJ per 64-bit access on both specs).
-# HBM2 3.9 pJ/bit and GDDR5 14 pJ/bit: O'Connor et al., "Fine-Grained DRAM", MICRO 2017.
-# DDR3 about 70 pJ/bit: Malladi et al., "Towards Energy-Proportional Datacenter Memory with
-# Mobile DRAM", ISCA 2012 (DDR3 incl. I/O and termination).
-DRAM_PJ_PER_BIT: Mapping[str, float] = {"LPDDR4": 8.0, "HBM2": 3.9, "GDDR5": 14.0, "DDR3": 70.0}
 
 # Register file (Aladdin 45 nm table, as Accelergy's plug-in evaluates it). Decomposing the
-# ert_real entries (data_delta/address_delta 1/0 and 0/1) of six register files (depth 12..8192,
+# real Accelergy entries (data_delta/address_delta 1/0 and 0/1) of six register files (depth 12..8192,
 # width 16 and 64) gives, exactly to the printed digits:
 #   data term    = 0.009 pJ per bit of width          (0.144 at 16 bits, 0.576 at 64 bits)
 #   address term = 0.000920938 pJ * depth * ceil(log2(depth))   (decoder/mux tree per entry)
@@ -47,17 +41,17 @@ REGFILE_PJ_PER_BIT = 0.009
 REGFILE_ADDRESS_PJ = 0.000920938
 
 # One address-generator step of a smartbuffer (an add on one intadder while the other idles):
-# 0.21 pJ in every ert_real smartbuffer entry, whatever log(depth) the generator width is
+# 0.21 pJ in every real Accelergy smartbuffer entry, whatever log(depth) the generator width is
 # (Aladdin's intadder table has no narrower entry than 32 bits). Wider adders scale linearly
 # with their width, as Horowitz (ISSCC 2014, 45 nm: 8-bit add 0.03 pJ, 32-bit add 0.1 pJ) shows.
 ADDER_PJ_UP_TO_32_BITS = 0.21
 
 # Single register (Aladdin "reg", Simba's PEWeightRegs): 0.009 pJ per access of a 16-bit register
-# in ert_real; scaled linearly with its width.
+# in the real Accelergy tables; scaled linearly with its width.
 REGISTER_PJ_16_BITS = 0.009
 
 # SRAM (CACTI as called by Accelergy). A CACTI-like power law E = k * width^a * capacity^b,
-# capacity = depth * width bits, fitted exactly through the three CACTI estimates of ert_real
+# capacity = depth * width bits, fitted exactly through the three CACTI estimates of the reference designs
 # (weights_spad 224x16, Eyeriss shared_glb 12800x64 in 25 banks, Simba GlobalBuffer 2048x256 in 4
 # banks), address-generator step removed. b ~ 0.43 / 0.34 is near the sqrt(capacity) wire-length
 # law of CACTI; a < 1 reflects the shared decoder. Banking is not modelled (CACTI's estimates for
@@ -65,7 +59,7 @@ REGISTER_PJ_16_BITS = 0.009
 _SRAM_FIT = {"read": (0.002364017, 0.8264935, 0.4290806),
              "write": (0.006323476, 0.9027147, 0.3352641)}
 
-# Integer MAC. Aladdin's 45 nm 16-bit intmac: 3.275 pJ per mac_random (ert_real, both specs).
+# Integer MAC. Aladdin's 45 nm 16-bit intmac: 3.275 pJ per mac_random (real Accelergy, both reference specs).
 # Width dependence from Horowitz (ISSCC 2014, 45 nm): multiplier 0.2 pJ at 8 bits growing with
 # the square of the width (3.1 pJ at 32 bits), adder 0.1 pJ at 32 bits growing linearly; a W-bit
 # MAC = W x W multiplier + 2W-bit accumulator add. Only the ratio to 16 bits is used.

@@ -33,14 +33,15 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..costmodel import MapperSettings
 from ..errors import MappingError
-from ..ert import EnergyTable
-from ..mapping import Mapping
-from ..stats import Stats
+from ..spec.costmodel import MapperSettings
+from ..spec.ert import EnergyTable
+from ..spec.mapping import Mapping
+from ..spec.stats import Stats
 from .batch import BatchResult, evaluate_batch
 from .builtin import BuiltinEngine
-from .mapspace import MapSpace, prime_factors
+from .factors import prime_factors
+from .mapspace import MapSpace
 
 KEEP_COMBOS = 16  # keep/bypass combinations tried when the constraints leave many open
 TOP_FACTORS = 64  # best factor choices whose loop orders are all tried (stage 2)

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..arch import Arch
-from ..mapping import Mapping
-from ..problem import Problem
+from ..spec.arch import Arch
+from ..spec.mapping import Mapping
+from ..spec.problem import Problem
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """From unpacked counts to words, capacity checks, energy and cycles, over arrays of mappings.
 
-Packing follows METHOD.md section 2: every count of a dataspace at a level becomes
+Packing follows docs/packing.md: every count of a dataspace at a level becomes
 ceil(count / k) words with k = floor(W / b), checked only where the level keeps the dataspace (a
 narrow-word level that bypasses a dataspace never stores it). Energy is priced exactly as Timeloop
 does: per operation ceil(words / block size) vector accesses times the energy per vector access,
@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..arch import Arch, StorageLevel
 from ..errors import PrecisionError
-from ..precision import packed_count, packing_factor
-from ..problem import Problem
+from ..spec.arch import Arch, StorageLevel
+from ..spec.precision import packed_count, packing_factor
+from ..spec.problem import Problem
 from .analysis import RawCounts
 
 

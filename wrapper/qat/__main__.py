@@ -16,9 +16,9 @@ from dataclasses import asdict
 from typing import Any, Sequence
 
 from ..errors import QuantMapError, report_error
-from ..nets import MODELS
-from ..precision import Precision
-from ..yamlio import write_text_atomic
+from ..network.mobilenets import MODELS
+from ..spec.precision import Precision
+from ..spec.yamlio import write_text_atomic
 from .data import DATA_KINDS, DataSpec, load_data
 from .models import bits_from_precisions, layer_count
 from .train import (

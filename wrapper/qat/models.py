@@ -28,13 +28,17 @@ import torch
 from brevitas.inject.enum import QuantType, RestrictValueType, StatsOp
 from brevitas.nn import QuantConv2d, QuantLinear
 from brevitas.nn.quant_layer import QuantWeightBiasInputOutputLayer
-from brevitas.quant import (Int8ActPerTensorFloat, Int8WeightPerChannelFloat,
-                            Int8WeightPerTensorFloat, Uint8ActPerTensorFloat)
+from brevitas.quant import (
+    Int8ActPerTensorFloat,
+    Int8WeightPerChannelFloat,
+    Int8WeightPerTensorFloat,
+    Uint8ActPerTensorFloat,
+)
 from torch import Tensor, nn
 
 from ..errors import ConfigError, PrecisionError
-from ..nets import LayerFactory, build_model
-from ..precision import Precision
+from ..network.mobilenets import LayerFactory, build_model
+from ..spec.precision import Precision
 
 MIN_BITS, MAX_BITS = 1, 16
 BitConfig = tuple[tuple[int, int], ...]  # (A_i, W_i) per quantizable layer

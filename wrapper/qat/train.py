@@ -26,10 +26,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..errors import ConfigError, DataError
-from ..nets import MODELS, build_model
+from ..network.mobilenets import MODELS, build_model
 from .data import DataBundle, DataSpec, load_data
-from .models import (BitConfig, load_float_weights, quant_layers, quantized_model,
-                     validate_bits)
+from .models import BitConfig, load_float_weights, quant_layers, quantized_model, validate_bits
 
 CHECKPOINT_FORMAT = "quantmap-qat-checkpoint-1"
 # Global gradient-norm limit. Low-bit layers can make a BatchNorm's batch variance nearly zero,
@@ -65,7 +64,7 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Optimizer and run settings; the defaults are the QAT recipe of METHOD.md section 4."""
+    """Optimizer and run settings; the defaults are the paper's QAT recipe (SGD, momentum 0.9, weight decay 1e-5)."""
 
     epochs: int = 5
     lr: float = 0.1

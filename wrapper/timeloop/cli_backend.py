@@ -8,13 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..arch import arch_from_dict
-from ..costmodel import METRICS, MapperSettings
 from ..errors import SpecError
-from ..mapping import Mapping, dump_mapping, mapping_from_dict
-from ..problem import problem_from_dict
-from ..stats import Stats
-from ..yamlio import load_specs
+from ..spec.arch import arch_from_dict
+from ..spec.costmodel import METRICS, MapperSettings
+from ..spec.mapping import Mapping, dump_mapping, mapping_from_dict
+from ..spec.problem import problem_from_dict
+from ..spec.stats import Stats
+from ..spec.yamlio import load_specs
 from .costmodel import TimeloopCostModel
 from .energy_tables import EnergyTables, check_table
 

@@ -14,12 +14,12 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from ..arch import Arch
-from ..costmodel import MapperSettings, register
 from ..errors import BackendError, ConfigError
-from ..mapping import Mapping, check_precision, load_mapping
-from ..problem import Problem
-from ..stats import Stats
+from ..spec.arch import Arch
+from ..spec.costmodel import MapperSettings
+from ..spec.mapping import Mapping, check_precision, load_mapping
+from ..spec.problem import Problem
+from ..spec.stats import Stats
 from .discovery import Binaries, find_binaries
 from .energy_tables import AccelergyCache, EnergyTables, tables_in
 from .outputs import output_file, read_stats
@@ -133,4 +133,3 @@ class TimeloopCostModel:
         return self.work_dirs.run(f"mapper-{arch.name}-{problem.precision.label()}", job)
 
 
-register("timeloop", TimeloopCostModel)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import BackendError
-from ..yamlio import dump_yaml_text, load_yaml_file, write_text_atomic
+from ..spec.yamlio import dump_yaml_text, load_yaml_file, write_text_atomic
 from .runner import run_job
 
 # Top-level spec sections that determine Accelergy's estimates.

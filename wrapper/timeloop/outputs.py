@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import BackendError
-from ..stats import Stats
+from ..spec.stats import Stats
 from .stats_csv import parse_stats_csv
 from .stats_text import parse_stats_txt
 

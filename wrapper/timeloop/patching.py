@@ -1,7 +1,7 @@
 """The storage-model patch set: per-dataspace packing on Timeloop builds without ``bitwidths:``.
 
 Stock Timeloop counts operands, one per word. The authors' fork packs k = floor(W/b) operands into
-a W-bit word (METHOD.md section 2). These rules make stock Timeloop see packed storage by
+a W-bit word (docs/packing.md). These rules make stock Timeloop see packed storage by
 rewriting the spec, and turn its operand counts back into packed words afterwards
 (patches/README.md explains each rule and where it is exact):
 
@@ -25,14 +25,15 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, replace
-from typing import Any, Mapping as MappingType
+from typing import Any
+from typing import Mapping as MappingType
 
-from ..arch import Arch, StorageLevel
 from ..errors import SpecError
-from ..mapping import Mapping, check_precision
-from ..precision import DATASPACES, packed_count, packing_factor
-from ..problem import Problem
-from ..stats import DataspaceStats, LevelStats, Stats
+from ..spec.arch import Arch, StorageLevel
+from ..spec.mapping import Mapping, check_precision
+from ..spec.precision import DATASPACES, packed_count, packing_factor
+from ..spec.problem import Problem
+from ..spec.stats import DataspaceStats, LevelStats, Stats
 
 _BANDWIDTH_KEYS = ("read_bandwidth", "write_bandwidth", "shared_bandwidth",
                    "read-bandwidth", "write-bandwidth", "shared-bandwidth")

@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..arch import arch_from_dict
-from ..mapping import mapping_from_dict
-from ..precision import Precision
-from ..problem import CNN_LAYER_SHAPE, Problem
-from ..stats import Stats
+from ..spec.arch import arch_from_dict
+from ..spec.mapping import mapping_from_dict
+from ..spec.precision import Precision
+from ..spec.problem import CNN_LAYER_SHAPE, Problem
+from ..spec.stats import Stats
 from .outputs import read_stats
 from .runner import WorkDirs, run_job
 from .specs import write_model_inputs

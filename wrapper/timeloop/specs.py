@@ -9,14 +9,15 @@ mode (where the patch set has rewritten the architecture instead).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping as MappingType
+from typing import Any
+from typing import Mapping as MappingType
 
-from ..costmodel import MapperSettings
 from ..errors import ConfigError
-from ..mapping import Mapping, mapping_to_dict
-from ..precision import Precision
-from ..problem import Problem, problem_to_dict
-from ..yamlio import dump_yaml_file
+from ..spec.costmodel import MapperSettings
+from ..spec.mapping import Mapping, mapping_to_dict
+from ..spec.precision import Precision
+from ..spec.problem import Problem, problem_to_dict
+from ..spec.yamlio import dump_yaml_file
 
 MODEL_SECTIONS = ("architecture", "compound_components")
 MAPPER_SECTIONS = MODEL_SECTIONS + ("architecture_constraints", "mapspace_constraints",

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..errors import BackendError
-from ..stats import DataspaceStats, LevelStats, Stats
+from ..spec.stats import DataspaceStats, LevelStats, Stats
 
 _LEVEL = re.compile(r"^Level (\d+)\s*$")
 _NAME = re.compile(r"^=== (.+) ===\s*$")

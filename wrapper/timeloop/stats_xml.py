@@ -14,8 +14,8 @@ import xml.etree.ElementTree as ET
 from typing import Sequence
 
 from ..errors import BackendError
-from ..precision import DATASPACES
-from ..stats import DataspaceStats, LevelStats, Stats
+from ..spec.precision import DATASPACES
+from ..spec.stats import DataspaceStats, LevelStats, Stats
 from .stats_text import utilization
 
 

@@ -17,7 +17,7 @@ from typing import Callable
 
 from torch import Tensor, nn
 
-from .errors import ConfigError, unknown_name_fix
+from ..errors import ConfigError, unknown_name_fix
 
 # (output channels, stride) of MobileNetV1's depthwise-separable blocks (Howard et al. 2017).
 _V1_BLOCKS: tuple[tuple[int, int], ...] = (

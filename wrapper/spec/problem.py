@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import SpecError, require_keys, unknown_name_fix
+from ..errors import SpecError, require_keys, unknown_name_fix
 from .precision import DATASPACES, Precision
 from .yamlio import dump_yaml_file, load_yaml_file
 

@@ -1,18 +1,10 @@
-"""Accelergy energy/area reference tables (ERT/ART) and Timeloop's per-level energy lookup.
+"""Accelergy energy/area reference tables (ERT/ART) as QuantMap reads them.
 
 `EnergyTable` is the one type every energy source produces (Accelergy tables read here, the
 built-in energy model elsewhere): component name -> action -> energy per vector access (pJ), and
 component name -> area (um^2). Component names are the last segment of Accelergy's hierarchical
 name with any instance range removed (``system.eyeriss.PE[0..167].ifmap_spad`` -> ``ifmap_spad``),
 which is how Timeloop matches table entries to architecture levels.
-
-Timeloop's lookup, reproduced by `storage_energies` / `compute_energy` (checked against the golden
-runs): an action's energy is the maximum over its argument variants; ``read`` feeds reads and
-``write`` feeds fills and updates. When the table has no such action for a level (e.g. a register
-that Accelergy describes only by ``access``) or no entry at all, Timeloop falls back to its built-in
-power-area table (PAT): DRAM 200 pJ per 16 bits of vector width; SRAM a linear fit in capacity
-(1 unit at 0.5 KB, 6 units at 100 KB per 16-bit access, scaled by vector width and shared over a
-cluster); a multiplier (bits_a/16)*(bits_b/16) pJ.
 """
 
 from __future__ import annotations
@@ -22,13 +14,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import SpecError
+from ..errors import SpecError
 from .yamlio import load_yaml_file
 
 READ_ACTION = "read"
 WRITE_ACTION = "write"
+
+# DRAM interface + array energy per bit transferred.
+# LPDDR4: 8 pJ/bit, fitted to real Accelergy estimates (CactiDRAM: 512 pJ per 64-bit access on both specs).
+# HBM2 3.9 pJ/bit and GDDR5 14 pJ/bit: O'Connor et al., "Fine-Grained DRAM", MICRO 2017.
+# DDR3 about 70 pJ/bit: Malladi et al., "Towards Energy-Proportional Datacenter Memory with
+# Mobile DRAM", ISCA 2012 (DDR3 incl. I/O and termination).
+# The templates accept these DRAM types; the built-in energy model prices them.
+DRAM_PJ_PER_BIT: Mapping[str, float] = {"LPDDR4": 8.0, "HBM2": 3.9, "GDDR5": 14.0, "DDR3": 70.0}
 _RANGE = re.compile(r"\[\d+\.\.\d+\]")
-COMPUTE_ACTIONS = ("compute", "mac_random", "multiply_random")
 
 
 @dataclass(frozen=True)
@@ -45,15 +44,6 @@ class EnergyTable:
 
     def has(self, component: str) -> bool:
         return component in self.actions
-
-
-@dataclass(frozen=True)
-class LevelEnergies:
-    """Energy per vector access of a storage level by operation, and where it came from."""
-
-    read: float
-    write: float
-    source: str  # "ERT" or "PAT", as Timeloop prints "Vector access energy source"
 
 
 def component_name(hierarchical: str) -> str:
@@ -103,52 +93,3 @@ def load_energy_table(ert_path: str | Path, art_path: str | Path | None = None) 
     """Read an Accelergy ERT file (and ART file) into an EnergyTable."""
     art = load_yaml_file(art_path) if art_path is not None else None
     return ert_from_dict(load_yaml_file(ert_path), str(ert_path), art)
-
-
-def pat_sram_energy(entries: int, width_bits: int) -> float:
-    """Timeloop's placeholder SRAM model: linear in KB between (0.5 KB, 1) and (100 KB, 6) units
-    per 16-bit access, scaled by the access width."""
-    slope = (6.0 - 1.0) / (100.0 - 0.5)
-    kbytes = entries * width_bits / (8 * 1024)
-    return (slope * (kbytes - 0.5) + 1.0) * width_bits / 16
-
-
-def pat_dram_energy(width_bits: int) -> float:
-    """Timeloop's placeholder DRAM model: 200 pJ per 16 bits of vector width."""
-    return 200.0 * width_bits / 16
-
-
-def pat_storage_energy(level: Any) -> float:
-    """Built-in vector access energy of a storage level (per instance of a cluster)."""
-    width = level.word_bits * level.block_size
-    if (level.technology or "").upper() == "DRAM" or level.cls.upper() == "DRAM":
-        return pat_dram_energy(width)
-    if level.depth is None:
-        return 0.0
-    cluster = max(1, level.cluster_size)
-    return pat_sram_energy(level.depth, width * cluster) / cluster
-
-
-def storage_energies(level: Any, table: EnergyTable | None) -> LevelEnergies:
-    """Read and write energy per vector access of ``level`` as timeloop-model would use them."""
-    read = table.action(level.name, READ_ACTION) if table else None
-    write = table.action(level.name, WRITE_ACTION) if table else None
-    if read is None or write is None:
-        fallback = pat_storage_energy(level)
-        source = "ERT" if (table is not None and table.has(level.name)) else "PAT"
-        return LevelEnergies(fallback if read is None else read,
-                             fallback if write is None else write, source)
-    return LevelEnergies(read, write, "ERT")
-
-
-def compute_energy(arithmetic: Any, table: EnergyTable | None) -> float:
-    """Energy of one MAC: the table's compute action, else the PAT multiplier model."""
-    if table is not None and table.has(arithmetic.name):
-        acts = table.actions[arithmetic.name]
-        for name in COMPUTE_ACTIONS:
-            if name in acts:
-                return acts[name]
-        if acts:
-            return max(acts.values())
-    bits = arithmetic.word_bits
-    return (bits / 16.0) * (bits / 16.0)

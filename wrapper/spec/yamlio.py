@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from .errors import SpecError
+from ..errors import SpecError
 
 
 class _SpecDumper(yaml.SafeDumper):

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..errors import SpecError
 from .arch import Arch, arch_from_dict
-from .errors import SpecError
+from .constraints import adapt_constraints_for_shape
 from .mapping import Mapping, mapping_from_dict
 from .problem import Problem, problem_from_dict
-from .templates import adapt_constraints_for_shape
 from .yamlio import load_specs
 
 

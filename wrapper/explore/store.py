@@ -5,7 +5,7 @@ Three kinds of rows, each written in its own atomic transaction:
 - layer results: the best mapping and its statistics for one (engine + version, arch spec, layer
   problem with precision, mapper settings), keyed by ``wrapper.costmodel.content_hash`` of exactly
   those parts, so a result can never be filed under the wrong bit widths or mapper settings
-  (METHOD.md 6.4). A second key, the packing-signature key, lets precisions that pack identically
+  (docs/search.md). A second key, the packing-signature key, lets precisions that pack identically
   share one mapper run.
 - accuracies: top-1 of one bit configuration, keyed by (model, data, QAT settings, bits).
 - generations: the population of one search generation of one run, so a killed run continues
@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .errors import ConfigError
-from .mapping import Mapping, mapping_from_dict, mapping_to_dict
-from .stats import Stats
+from ..errors import ConfigError
+from ..spec.mapping import Mapping, mapping_from_dict, mapping_to_dict
+from ..spec.stats import Stats
 
 SCHEMA_VERSION = 1
 _BUSY_TIMEOUT_S = 60.0

@@ -1,4 +1,4 @@
-"""Per-dataspace bit widths of one layer and the word-packing rules (METHOD.md section 2).
+"""Per-dataspace bit widths of one layer and the word-packing rules (docs/packing.md).
 
 This module is the single place that decides how many operands share a hardware word; the
 built-in engine, the mapper, the Timeloop backend and the patch rules all ask it, so they can
@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Mapping
 
-from .errors import PrecisionError, unknown_name_fix
+from ..errors import PrecisionError, unknown_name_fix
 
 DATASPACES: tuple[str, ...] = ("Weights", "Inputs", "Outputs")
 

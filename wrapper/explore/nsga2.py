@@ -1,4 +1,4 @@
-"""NSGA-II over per-layer bit widths (METHOD.md section 3), built on DEAP's selection operators.
+"""NSGA-II over per-layer bit widths (docs/search.md), built on DEAP's selection operators.
 
 Genome: one (A_i, W_i) pair per quantizable layer, each from the configured bit set; the Outputs
 width of layer i is A_{i+1} (decided where genomes become hardware precisions, not here).
@@ -21,7 +21,7 @@ from typing import Protocol, Sequence
 
 from deap import base, tools
 
-from .costmodel import content_hash
+from ..spec.hashing import content_hash
 from .store import GenerationRecord, Store
 
 Genome = tuple[tuple[int, int], ...]

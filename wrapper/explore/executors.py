@@ -29,7 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
-from .errors import ConfigError, QuantMapError, unknown_name_fix
+from ..errors import ConfigError, QuantMapError, unknown_name_fix
 
 
 @dataclass(frozen=True)

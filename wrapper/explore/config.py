@@ -14,11 +14,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from .costmodel import MapperSettings, content_hash
-from .errors import ConfigError, unknown_name_fix
+from ..errors import ConfigError, unknown_name_fix
+from ..spec.costmodel import MapperSettings
+from ..spec.hashing import content_hash
+from ..spec.templates import available_templates
+from ..spec.yamlio import dump_yaml_file, load_yaml_file
 from .executors import EXECUTORS, check_executor_available
-from .search import SearchSettings
-from .yamlio import dump_yaml_file, load_yaml_file
+from .nsga2 import SearchSettings
 
 OBJECTIVES: tuple[str, ...] = ("accuracy", "energy", "latency", "edp", "dram_accesses", "memory")
 MIN_BITS, MAX_BITS = 1, 16  # QAT accepts 1..16; the arch's word bits are checked in explore
@@ -63,7 +65,7 @@ class EngineConfig:
 
 @dataclass(frozen=True)
 class SearchConfig(SearchSettings):
-    """The NSGA-II settings (METHOD.md 3; the demo runs 8 generations, the paper 25), the
+    """The NSGA-II settings (docs/search.md; the demo runs 8 generations, the paper 25), the
     objectives (>= 2, any subset of OBJECTIVES) and the Outputs bits of the last layer."""
 
     generations: int = 8
@@ -273,9 +275,8 @@ def save_config(config: ExperimentConfig, path: str | Path) -> Path:
 
 
 def _check_names(config: ExperimentConfig, source: str) -> None:
-    from .nets import MODELS
-    from .qat.data import DATA_KINDS
-    from .templates import available_templates
+    from ..network.mobilenets import MODELS  # heavy (torch): only when a config is checked
+    from ..qat.data import DATA_KINDS
 
     checks = [(config.model.name, MODELS, "model.name", "models"),
               (config.data.kind, DATA_KINDS, "data.kind", "data sets"),

@@ -1,7 +1,7 @@
 """Hardware cost of a candidate network: the sum over layers of the best mapping for each
 (layer, precision), from the chosen CostModel, with every mapper run stored once.
 
-Three levels of reuse keep this cheap (METHOD.md 3, 6.4):
+Three levels of reuse keep this cheap (docs/search.md):
 1. identical (engine, arch spec, problem with precision, mapper settings) -> one store row
    (layer names are not part of the key: two layers of the same shape share their result);
 2. precisions that pack identically on every level (same packing signature, e.g. 6, 7 and 8 bits
@@ -16,19 +16,22 @@ import json
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Mapping as MappingType, Sequence
+from typing import Any, Callable, Iterable, Sequence
+from typing import Mapping as MappingType
 
-from .arch import Arch
-from .costmodel import CostModel, MapperSettings, content_hash, get_cost_model
-from .engine.costmodel import packing_signature
-from .errors import BackendError, ConfigError
+from ..backends import get_cost_model
+from ..engine.costmodel import packing_signature
+from ..errors import BackendError, ConfigError
+from ..network.layers import Layer, layer_to_problem
+from ..spec.arch import Arch
+from ..spec.costmodel import CostModel, MapperSettings
+from ..spec.hashing import content_hash
+from ..spec.mapping import Mapping, mapping_from_dict, mapping_to_dict
+from ..spec.precision import Precision, packed_count, packing_factor
+from ..spec.problem import Problem, problem_to_dict
+from ..spec.stats import Stats
 from .executors import Executor, Task
-from .mapping import Mapping, mapping_from_dict, mapping_to_dict
-from .precision import Precision, packed_count, packing_factor
-from .problem import Problem, problem_to_dict
-from .stats import Stats
 from .store import LayerResult, Store
-from .workload import Layer, layer_to_problem
 
 Genome = tuple[tuple[int, int], ...]
 # Errors that are properties of a (layer, precision) job and recur on every run: cached.

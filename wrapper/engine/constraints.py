@@ -1,0 +1,213 @@
+"""Constraint resolution: the mapspace of one (arch, problem) from the architecture and mapspace
+constraints.
+
+Constraint semantics follow Timeloop's constraint parser and mapspace (checked against its
+source):
+- ``factors: D=n`` fixes the factor of dimension D in that tiling level. Fixed factors are taken
+  innermost first; one that does not divide what is left of the bound is left free, as Timeloop's
+  factorization (and the authors' fork behind the golden data) does: Simba's ``C=4`` at
+  PEAccuBuffer on a layer with C = 3 is free there. ``D=0`` gives the level the rest of D: Timeloop reads it
+  as "the full problem dimension", which equals "the remaining factor" whenever the other levels'
+  fixed factors of D are 1 (the only case in which Timeloop's mapspace is not empty); we use the
+  remaining factor, so both agree wherever Timeloop finds a mapping.
+- ``permutation`` lists loops innermost first. Whitespace is ignored: Timeloop reads the string
+  character by character and skips blanks, so ``'QRSC PNM'`` means ``'QRSCPNM'``. The listed
+  dimensions are the innermost loops in that order; unlisted ones are free and permuted above them.
+- spatial ``split``: the first ``split`` dimensions of the final spatial permutation run along the
+  X axis of the fan-out, the rest along Y. Without a split Timeloop chooses one; we allow every
+  X/Y assignment its split space can express (see `mapspace._x_allowed`).
+- ``keep``/``bypass`` (type datatype or bypass): fixed per level and dataspace; anything left
+  open is explored both ways; the outermost level keeps everything.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import PrecisionError, SpecError, unknown_name_fix
+from ..spec.arch import Arch
+from ..spec.precision import packing_factor, packing_problem
+from ..spec.problem import Problem
+from .factors import ordered_factorizations
+from .mapspace import SPATIAL, TEMPORAL, MapSpace, Slot
+
+# Constraint types that decide keep/bypass of dataspaces at a level.
+BYPASS_TYPES = ("bypass", "datatype")
+
+
+def build_mapspace(arch: Arch, problem: Problem) -> MapSpace:
+    """The mapspace of ``arch`` (with its constraints) for ``problem``.
+
+    Raises SpecError for constraints that name unknown dimensions or admit no mapping, and
+    PrecisionError when a dataspace the constraints force into a level is wider than its word.
+    """
+    dims = tuple(problem.shape.dimensions)
+    dataspaces = tuple(problem.shape.dataspace_names)
+    inner = arch.inner_to_outer
+    for c in arch.constraints:
+        if c.type == SPATIAL and arch.fanout(c.target) == (1, 1):
+            raise SpecError(f"spatial constraint on {c.target}, which has no fan-out",
+                            file=arch.source, field=f"{c.origin}_constraints target {c.target}",
+                            fix="put spatial constraints on a level with more instances below it")
+    slots_raw: list[dict] = []
+    for li, level in enumerate(inner):
+        fx, fy = arch.fanout(level.name)
+        if fx * fy > 1:
+            slots_raw.append(_raw_slot(arch, problem, level.name, SPATIAL, li, (fx, fy)))
+        slots_raw.append(_raw_slot(arch, problem, level.name, TEMPORAL, li, (1, 1)))
+    fixed, notes = _resolve_fixed(slots_raw, problem, arch.source)
+    slots = tuple(Slot(level=r["level"], kind=r["kind"], level_index=r["level_index"],
+                       fixed=tuple((d, fixed[i][d]) for d in dims if d in fixed[i]),
+                       prefix=r["prefix"], split=r["split"], fanout=r["fanout"],
+                       free=tuple(d for d in dims if d not in fixed[i]))
+                  for i, r in enumerate(slots_raw))
+    options = tuple(_dim_options(d, problem.bounds[d], slots, arch.source) for d in dims)
+    keep_rules = _keep_rules(arch, problem, [lv.name for lv in inner], dataspaces)
+    packing = []
+    for li, level in enumerate(inner):
+        row = []
+        for di, ds in enumerate(dataspaces):
+            bits = problem.precision.bits(ds) if ds in ("Inputs", "Weights", "Outputs") else None
+            if packing_problem(bits, level.word_bits) is None:
+                row.append(packing_factor(bits, level.word_bits))
+                continue
+            if keep_rules[li][di] == "1":
+                raise PrecisionError(f"{ds} at level {level.name}: "
+                                     f"{packing_problem(bits, level.word_bits)}",
+                                     file=arch.source, field=f"problem.instance.bitwidths.{ds}",
+                                     fix=f"use a bit width between 1 and {level.word_bits}")
+            keep_rules[li][di] = "0"  # an open choice that can only be 'bypass'
+            row.append(0)
+        packing.append(tuple(row))
+    return MapSpace(arch=arch, problem=problem, slots=slots, dims=dims, dataspaces=dataspaces,
+                    level_names=tuple(lv.name for lv in inner),
+                    keep_rules=tuple(tuple(r) for r in keep_rules), packing=tuple(packing),
+                    dim_options=options, notes=tuple(notes))
+
+
+def _raw_slot(arch: Arch, problem: Problem, level: str, kind: str, level_index: int,
+              fanout: tuple[int, int]) -> dict:
+    """Merge the constraints on one slot (arch and mapspace files may both speak about it)."""
+    dims = problem.shape.dimensions
+    factors: dict[str, int] = {}
+    prefix: tuple[str, ...] = ()
+    split = None
+    for c in arch.constraints_for(level, kind):
+        where = f"{c.origin}_constraints target {level} ({kind})"
+        for dim, value in c.factors.items():
+            if dim not in dims:
+                raise SpecError(f"factor of unknown dimension '{dim}'", file=arch.source,
+                                field=f"{where}.factors", fix=unknown_name_fix(dim, dims, "dimensions"))
+            if dim in factors and factors[dim] != value:
+                raise SpecError(f"{dim} is constrained to both {factors[dim]} and {value}",
+                                file=arch.source, field=f"{where}.factors",
+                                fix="give each factor in one constraint file only")
+            factors[dim] = value
+        if c.permutation is not None:
+            perm = tuple(ch for ch in c.permutation if not ch.isspace())
+            for dim in perm:
+                if dim not in dims:
+                    raise SpecError(f"permutation names unknown dimension '{dim}'", file=arch.source,
+                                    field=f"{where}.permutation",
+                                    fix=unknown_name_fix(dim, dims, "dimensions"))
+            if len(set(perm)) != len(perm):
+                raise SpecError(f"permutation '{c.permutation}' repeats a dimension",
+                                file=arch.source, field=f"{where}.permutation",
+                                fix="name each dimension at most once")
+            if prefix and prefix != perm:
+                raise SpecError("permutation is constrained twice", file=arch.source,
+                                field=f"{where}.permutation",
+                                fix="give the permutation in one constraint file only")
+            prefix = perm
+        if c.split is not None:
+            split = c.split
+    if split is not None:
+        split = min(split, len(dims))
+    return {"level": level, "kind": kind, "level_index": level_index, "factors": factors,
+            "prefix": prefix, "split": split, "fanout": fanout}
+
+
+def _resolve_fixed(slots_raw: list[dict], problem: Problem,
+                   source: str | None) -> tuple[list[dict[str, int]], list[str]]:
+    """Fixed factors per slot, and notes on constraint factors that had to be released.
+
+    Like Timeloop's factorization (and the authors' fork that made the golden data), fixed
+    factors are taken innermost first; one that does not divide what is left of the bound
+    (e.g. ``C=4`` on a layer with C = 3) is released to a free factor with a note. ``D=0``
+    takes the rest of D, and then D's unconstrained slots are 1.
+    """
+    fixed: list[dict[str, int]] = [{} for _ in slots_raw]
+    notes: list[str] = []
+    for dim in problem.shape.dimensions:
+        bound = problem.bounds[dim]
+        zero_slots = []
+        product = 1
+        for i, raw in enumerate(slots_raw):
+            if dim not in raw["factors"]:
+                continue
+            value = raw["factors"][dim]
+            if value == 0:
+                zero_slots.append(i)
+            elif bound % (value * product) == 0:
+                fixed[i][dim] = value
+                product *= value
+            else:
+                notes.append(f"{raw['level']} ({raw['kind']}): {dim}={value} does not divide "
+                             f"{dim} = {bound} (after {product}); left free, as Timeloop does")
+        if len(zero_slots) > 1 and bound > 1:
+            names = ", ".join(f"{slots_raw[i]['level']} ({slots_raw[i]['kind']})" for i in zero_slots)
+            raise SpecError(f"{dim}=0 (the rest of {dim}) is given at several levels: {names}",
+                            file=source, field="constraints.factors",
+                            fix=f"give {dim}=0 at one level only")
+        if zero_slots:
+            fixed[zero_slots[0]][dim] = bound // product
+            for i in range(len(slots_raw)):
+                fixed[i].setdefault(dim, 1)
+    return fixed, notes
+
+
+def _dim_options(dim: str, bound: int, slots: tuple[Slot, ...], source: str | None) -> np.ndarray:
+    """(options, slots): every way to spread ``bound`` over the slots that leave ``dim`` free
+    (fixed ones fixed)."""
+    fixed = {i: dict(s.fixed)[dim] for i, s in enumerate(slots) if dim in dict(s.fixed)}
+    product = int(np.prod(list(fixed.values()), dtype=np.int64))
+    free = [i for i in range(len(slots)) if i not in fixed]
+    rest = bound // product
+    if not free and rest != 1:
+        raise SpecError(f"constraints fix every factor of {dim} but they multiply to "
+                        f"{product}, not {dim} = {bound}", file=source,
+                        field="constraints.factors", fix=f"leave one level's {dim} free")
+    parts = ordered_factorizations(rest, len(free))
+    table = np.ones((len(parts), len(slots)), dtype=np.int64)
+    for i, value in fixed.items():
+        table[:, i] = value
+    table[:, free] = parts
+    return table
+
+
+def _keep_rules(arch: Arch, problem: Problem, levels: list[str],
+                dataspaces: tuple[str, ...]) -> list[list[str]]:
+    """Per level (innermost first) and dataspace: '1' keep, '0' bypass, 'X' open."""
+    rules = [["X"] * len(dataspaces) for _ in levels]
+    for li, name in enumerate(levels):
+        for c in arch.constraints_for(name):
+            if c.type not in BYPASS_TYPES:
+                continue
+            for value, names in (("1", c.keep or ()), ("0", c.bypass or ())):
+                for ds in names:
+                    if ds not in dataspaces:
+                        raise SpecError(f"unknown dataspace '{ds}' in keep/bypass", file=arch.source,
+                                        field=f"{c.origin}_constraints target {name}",
+                                        fix=unknown_name_fix(ds, dataspaces, "dataspaces"))
+                    rules[li][dataspaces.index(ds)] = value
+    outer = len(levels) - 1
+    for di, ds in enumerate(dataspaces):
+        if rules[outer][di] == "0":
+            raise SpecError(f"the outermost level {levels[outer]} bypasses {ds}", file=arch.source,
+                            field=f"constraints target {levels[outer]}",
+                            fix="the outermost level must keep every dataspace")
+        rules[outer][di] = "1"
+    return rules
+
+
+# ---- factorizations ------------------------------------------------------------------------

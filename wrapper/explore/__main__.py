@@ -1,0 +1,67 @@
+"""``python -m wrapper.explore [--config exp.yaml] [--set key=value ...] [--resume] [-o DIR]``
+
+With no arguments it runs the default experiment (digits data, MobileNetV1 x0.25, Eyeriss-like,
+built-in engine, small budget) and prints where the results are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from ..cli import OneLineParser, parse_set_options
+from ..errors import QuantMapError, report_error
+from .config import load_config
+from .executors import EXECUTORS
+from .experiment import resolve_config, run_experiment
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="python -m wrapper.explore",
+                     description="Joint NSGA-II search of per-layer bit widths and mappings.")
+    parser.add_argument("--config", help="experiment YAML (default: the built-in demo)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. search.generations=10 (repeatable)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run in the -o folder")
+    parser.add_argument("-o", "--out", help="results folder (default: results/<name>)")
+    parser.add_argument("--executor", choices=EXECUTORS,
+                        help="where mapper and QAT jobs run (default: local process pool)")
+    parser.add_argument("--ray-address", metavar="ADDR",
+                        help="an existing Ray cluster (host:port or 'auto'; implies --executor "
+                             "ray); without it --executor ray starts a local instance")
+    return parser
+
+
+def executor_overrides(executor: str | None, ray_address: str | None) -> dict[str, object]:
+    """The config overrides of --executor / --ray-address (a cluster address implies Ray)."""
+    overrides: dict[str, object] = {}
+    if executor is not None or ray_address is not None:
+        overrides["executor.kind"] = executor or "ray"
+    if ray_address is not None:
+        overrides["executor.address"] = ray_address
+    return overrides
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        overrides = {**parse_set_options(args.set),
+                     **executor_overrides(args.executor, args.ray_address)}
+        if args.out:
+            out = Path(args.out)
+        else:
+            out = Path("results") / load_config(args.config, overrides).name
+        config = resolve_config(args.config, overrides, out, args.resume)
+        folder = run_experiment(config, out, resume=args.resume).out
+    except QuantMapError as exc:
+        return report_error(exc)
+    print(f"results: {folder.resolve()} (pareto.csv, pareto.json, candidates.csv, plots/, "
+          "mappings/, report.md)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

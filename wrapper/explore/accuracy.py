@@ -1,0 +1,160 @@
+"""The accuracy objective: QAT jobs and the store-backed accuracy of bit configurations.
+
+PyTorch and the QAT package are imported inside the job functions only: they are heavy, and a
+hardware-only experiment (no accuracy objective) never needs them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import asdict
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+from tqdm import tqdm
+
+from ..errors import ConfigError
+from ..spec.hashing import content_hash
+from .config import ExperimentConfig
+from .executors import Executor, SerialExecutor, Task
+from .nsga2 import Genome
+from .store import AccuracyResult, Store
+
+
+@lru_cache(maxsize=2)
+def cached_data(spec: object) -> object:
+    """Loaded data per process (a QAT job reuses it instead of re-reading the files)."""
+    from ..qat.data import load_data  # heavy (torch): imported only when accuracy is needed
+    return load_data(spec)  # type: ignore[arg-type]
+
+
+def qat_accuracy(model: str, bits: Genome, data_spec: object, settings: object,
+                 checkpoint: str, threads: int) -> float:
+    """The QAT job: top-1 after fine-tuning ``bits`` from the float checkpoint, on a fixed
+    number of threads (the result depends on it, and oversubscribed cores slow PyTorch 5x)."""
+    import torch
+
+    from ..qat.train import evaluate_bit_config
+    torch.set_num_threads(threads)
+    return evaluate_bit_config(model, bits, cached_data(data_spec), settings,  # type: ignore[arg-type]
+                               checkpoint)
+
+
+def float_training(model: object, data_spec: object, settings: object, path: str,
+                   threads: int) -> float:
+    """The float pre-training job (once per model and data): writes the checkpoint, returns
+    its top-1."""
+    import torch
+
+    from ..qat.train import train_float
+    torch.set_num_threads(threads)
+    return train_float(model, cached_data(data_spec), settings, out=path).top1  # type: ignore[arg-type]
+
+
+class Accuracy:
+    """Store-backed accuracy of bit configurations (QAT, or a cheaper QAT as proxy)."""
+
+    def __init__(self, config: ExperimentConfig, data_spec: object, num_classes: int,
+                 store: Store, checkpoint_dir: Path) -> None:
+        self.config = config
+        self.data_spec = data_spec
+        self.num_classes = num_classes
+        self.store = store
+        self.checkpoint_dir = checkpoint_dir
+        self._checkpoint: tuple[str, str] | None = None  # (path, content hash)
+
+    def phase(self, generation: int) -> str:
+        """The accuracy source of a generation, e.g. 'qat-3ep' or 'proxy-qat-1ep'."""
+        qat = self.config.qat
+        if generation < qat.proxy_generations:
+            return f"proxy-qat-{qat.proxy_epochs}ep"
+        return f"qat-{qat.epochs}ep"
+
+    def settings(self, phase: str, epochs: int | None = None) -> object:
+        from ..qat.train import TrainSettings
+        qat = self.config.qat
+        if epochs is None:
+            epochs = qat.proxy_epochs if phase.startswith("proxy") else qat.epochs
+        return TrainSettings(epochs=epochs, lr=qat.lr, momentum=qat.momentum,
+                             weight_decay=qat.weight_decay, batch_size=qat.batch_size,
+                             seed=self.config.seed, device=qat.device,
+                             per_channel=qat.per_channel,
+                             calibration_batches=qat.calibration_batches, progress=False)
+
+    def float_checkpoint(self, executor: Executor | None = None) -> str:
+        """The float starting point: the configured file, or one trained (once) and stored."""
+        if self._checkpoint is None:
+            path = self.config.qat.float_checkpoint or str(self._train_float(executor))
+            digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            self._checkpoint = (path, digest)
+        return self._checkpoint[0]
+
+    def _train_float(self, executor: Executor | None) -> Path:
+        from ..qat.train import TrainSettings
+        model = self.model_spec()
+        qat = self.config.qat
+        settings = TrainSettings(epochs=qat.float_epochs, lr=qat.float_lr,
+                                 momentum=qat.momentum, weight_decay=qat.weight_decay,
+                                 batch_size=qat.batch_size, seed=self.config.seed,
+                                 device=qat.device)
+        key = content_hash("float", asdict(model), asdict(self.config.data), qat.threads,
+                           {k: v for k, v in asdict(settings).items()
+                            if k not in ("device", "progress", "num_workers")})
+        path = self.checkpoint_dir / f"float-{key[:16]}.pt"
+        if not path.is_file():
+            print(f"training the float {model.name} ({qat.float_epochs} epochs)", file=sys.stderr)
+            task = Task(key, float_training, (model, self.data_spec, settings, str(path),
+                                              qat.threads), kind="qat")
+            outcome = next(iter((executor or SerialExecutor()).run([task])))
+            if not outcome.ok:
+                raise ConfigError(f"float training failed: {outcome.error}", field="qat",
+                                  fix="check the data and qat settings, or give "
+                                      "qat.float_checkpoint")
+        return path
+
+    def model_spec(self) -> object:
+        from ..qat.train import ModelSpec
+        model = self.config.model
+        return ModelSpec(model.name, model.width_mult, self.num_classes, model.relu6)
+
+    def key(self, genome: Genome, phase: str) -> str:
+        """(model, data, QAT settings, float start, bits): the identity of one accuracy."""
+        self.float_checkpoint()
+        assert self._checkpoint is not None
+        settings = {k: v for k, v in asdict(self.settings(phase)).items()
+                    if k not in ("device", "progress", "num_workers")}
+        return content_hash("accuracy", asdict(self.config.model), asdict(self.config.data),
+                            settings, self.config.qat.threads, self._checkpoint[1],
+                            [list(p) for p in genome])
+
+    def get(self, genome: Genome, phase: str) -> AccuracyResult | None:
+        return self.store.get_accuracy(self.key(genome, phase))
+
+    def ensure(self, genomes: Sequence[Genome], phase: str, executor: Executor,
+               desc: str) -> None:
+        """QAT every genome not yet stored for ``phase``, with a progress bar and ETA."""
+        self.float_checkpoint(executor)
+        missing = {self.key(g, phase): g for g in genomes if self.get(g, phase) is None}
+        if not missing:
+            return
+        tasks = [Task(key, qat_accuracy, (self.config.model.name, genome, self.data_spec,
+                                          self.settings(phase), self.float_checkpoint(),
+                                          self.config.qat.threads),
+                      kind="qat") for key, genome in missing.items()]
+        with tqdm(total=len(tasks), desc=f"{desc} QAT", unit="cand", file=sys.stderr) as bar:
+            for outcome in executor.run(tasks):
+                bar.update(1)
+                genome = missing[outcome.key]
+                if outcome.ok:
+                    self.store.put_accuracy(AccuracyResult(outcome.key, genome,
+                                                           float(outcome.value), phase))
+                    continue
+                self.store.put_failure(outcome.key, "qat", outcome.error, outcome.attempts)
+                if outcome.user_error and outcome.error_type != "DataError":
+                    # e.g. training diverged: a property of this bit config, a useless net
+                    self.store.put_accuracy(AccuracyResult(outcome.key, genome, 0.0,
+                                                           f"{phase}-failed"))
+
+

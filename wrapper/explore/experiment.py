@@ -1,0 +1,246 @@
+"""The main job: joint search of per-layer bit widths and mappings.
+
+An `Experiment` is assembled in explicit steps: the constructor only keeps the settings;
+`prepare` checks everything that needs no training or mapping (data folder, model tracing,
+architecture rendering, word widths); `open` opens the store and starts the executor. Then the
+NSGA-II search runs with every mapper run and QAT run stored in ``DIR/store.sqlite``, so
+``--resume`` (or any later run with the same settings) recomputes nothing, and `collect` turns
+the finished search into a `RunResult` from which the report is written.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from tqdm import tqdm
+
+from ..errors import ConfigError, PrecisionError
+from ..network.layers import Layer, extract_layers
+from ..network.mobilenets import build_model
+from ..spec.arch import Arch, arch_from_dict
+from ..spec.constraints import adapt_constraints_for_shape
+from ..spec.problem import CNN_LAYER_SHAPE, DEPTHWISE_SHAPE
+from ..spec.templates import write_arch
+from ..spec.yamlio import load_specs
+from .accuracy import Accuracy, cached_data
+from .config import ArchConfig, ExperimentConfig, load_config, save_config
+from .executors import Executor, make_executor
+from .finetune import finetune
+from .hardware import HardwareCost, layer_precisions
+from .nsga2 import Genome, Objective, SearchResult, nsga2
+from .report import write_report
+from .results import Candidate, FrontPoint, RunResult, point_id
+from .store import Store
+
+STORE_NAME = "store.sqlite"
+CONFIG_NAME = "config.yaml"
+
+
+def build_archs(arch: ArchConfig, folder: Path) -> dict[str, Arch]:
+    """One Arch per problem-shape name: depthwise layers need constraints adapted to their
+    shape (no M). A template is rendered into ``folder`` so the results hold the exact spec."""
+    if arch.files:
+        paths = [Path(p) for p in arch.files]
+    else:
+        paths = write_arch(arch.template, dict(arch.params), folder)
+    data, origin = load_specs(paths)
+    source = origin.get("architecture", str(paths[0]))
+    return {shape.name: arch_from_dict(adapt_constraints_for_shape(data, shape), source)
+            for shape in (CNN_LAYER_SHAPE, DEPTHWISE_SHAPE)}
+
+
+class Experiment:
+    """A validated experiment bound to a results folder: arch, layers, store, cost models.
+
+    Use it as a context manager (``with Experiment(config, out) as experiment:``), which runs
+    `prepare` and `open` and closes the store and executor at the end.
+    """
+
+    def __init__(self, config: ExperimentConfig, out_dir: str | Path) -> None:
+        self.config = config
+        self.out = Path(out_dir)
+        self.run_id = config.run_id()
+        self.objectives = tuple(Objective(name, maximize=name == "accuracy")
+                                for name in config.search.objectives)
+        self.store_path = Path(config.store) if config.store else self.out / STORE_NAME
+        self.data_spec: object | None = None
+        self.num_classes = 0
+        self.layers: list[Layer] = []
+        self.archs: dict[str, Arch] = {}
+        self.store: Store | None = None
+        self.executor: Executor | None = None
+        self.hardware: HardwareCost | None = None
+        self.accuracy: Accuracy | None = None
+
+    def __enter__(self) -> "Experiment":
+        self.prepare()
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def prepare(self) -> None:
+        """Load the data, trace the net, render the arch and check the word widths (no
+        training, no mapping): every setup error surfaces here, before any work."""
+        self.data_spec, self.num_classes = self._data()
+        self.layers = self._layers(self.num_classes)
+        self.archs = build_archs(self.config.arch, self.out / "arch")
+        self._check_bits()
+
+    def open(self) -> None:
+        """Open the store, start the executor and bind the hardware and accuracy sources."""
+        config = self.config
+        self.store = Store(self.store_path)
+        run_on = config.executor
+        self.executor = make_executor(run_on.kind, workers=run_on.workers,
+                                      retries=run_on.retries, address=run_on.address,
+                                      qat_gpus=run_on.qat_gpus)
+        self.hardware = HardwareCost(
+            archs=self.archs, layers=self.layers, engine=config.engine.name,
+            engine_options=config.engine.options, settings=config.mapper, store=self.store,
+            executor=self.executor, last_outputs_bits=config.search.last_outputs_bits)
+        self.accuracy = Accuracy(config, self.data_spec, self.num_classes, self.store,
+                                 self.store_path.parent / "checkpoints")
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.close()
+        if self.store is not None:
+            self.store.close()
+
+    # -- validation and set-up (no training, no mapping) ---------------------------------------
+
+    def _check_bits(self) -> None:
+        """Every searched width must fit every storage word (b > W is invalid hardware)."""
+        arch = next(iter(self.archs.values()))
+        narrowest = min(level.word_bits for level in arch.levels)
+        widest = max((*self.config.search.bits, self.config.search.last_outputs_bits))
+        if widest > narrowest:
+            raise PrecisionError(f"bit width {widest} is wider than the {narrowest}-bit words of "
+                                 f"'{arch.name}'", field="search.bits",
+                                 fix=f"use widths up to {narrowest}")
+
+    def _data(self) -> tuple[object, int]:
+        """The data spec and class count; loading it checks the folder up front."""
+        from ..qat.data import DataSpec  # heavy (torch): imported only when accuracy is needed
+        data = self.config.data
+        spec = DataSpec(kind=data.kind, root=data.root, resolution=data.resolution,
+                        seed=self.config.seed, val_fraction=data.val_fraction,
+                        max_classes=data.max_classes)
+        return spec, cached_data(spec).num_classes  # type: ignore[attr-defined]
+
+    def _layers(self, num_classes: int) -> list[Layer]:
+        model = self.config.model
+        extra = {} if model.relu6 is None else {"relu6": model.relu6}
+        net = build_model(model.name, width_mult=model.width_mult, num_classes=num_classes,
+                          **extra)
+        return extract_layers(net, self.config.data.resolution)
+
+    # -- scoring -----------------------------------------------------------------------------
+
+    @property
+    def uses_accuracy(self) -> bool:
+        return "accuracy" in self.config.search.objectives
+
+    def phase(self, generation: int) -> str:
+        return self.accuracy.phase(generation) if self.uses_accuracy else "hardware"
+
+    def candidate(self, genome: Genome, phase: str | None = None) -> Candidate:
+        """A candidate from stored results only (accuracy None when not computed)."""
+        phase = phase or self.accuracy.phase(self.config.search.generations)
+        accuracy = self.accuracy.get(genome, phase) if self.uses_accuracy else None
+        return Candidate(genome, self.hardware.totals(genome), accuracy)
+
+    def score(self, genomes: Sequence[Genome], generation: int) -> list[tuple[float, ...]]:
+        """The search's evaluator: map missing layers, QAT missing candidates, read totals."""
+        total = self.config.search.generations
+        desc = f"gen {generation}/{total}"
+        unique = list(dict.fromkeys(genomes))
+        groups = self.hardware.missing(unique)
+        if groups:
+            with tqdm(total=len(groups), desc=f"{desc} mapper", unit="job",
+                      file=sys.stderr) as bar:
+                self.hardware.compute(groups, bar.update)
+        phase = self.phase(generation)
+        if self.uses_accuracy:
+            self.accuracy.ensure(unique, phase, self.executor, desc)
+        candidates = {g: self.candidate(g, phase) for g in unique}
+        values = [candidates[g].values(self.objectives) for g in genomes]
+        self.store.put_evaluations(self.run_id, generation, phase, list(zip(genomes, values)))
+        return values
+
+    def search(self, resume: bool = False) -> SearchResult:
+        """Run (or continue) the NSGA-II search with this experiment as its evaluator."""
+        return nsga2(len(self.layers), self.objectives, _Scorer(self), self.config.search,
+                     seed=self.config.seed, store=self.store, run=self.run_id, resume=resume)
+
+    def collect(self, result: SearchResult, seconds: float) -> RunResult:
+        """The finished search as a value: front ordered best first (by the first objective),
+        every scored candidate, and the store's bookkeeping."""
+        candidates = [self.candidate(genome) for genome, _ in result.front]
+        first = self.objectives[0]
+        sign = -1.0 if first.maximize else 1.0
+
+        def order(cand: Candidate) -> tuple[float, Genome]:
+            value = sign * cand.objective(first.name)
+            return (value if math.isfinite(value) else math.inf, cand.genome)
+
+        front = tuple(
+            FrontPoint(point_id(i), cand,
+                       tuple(layer_precisions(cand.genome, self.config.search.last_outputs_bits)),
+                       tuple(self.hardware.layer_results(cand.genome)))
+            for i, cand in enumerate(sorted(candidates, key=order)))
+        scored = tuple((generation, self.candidate(genome, phase))
+                       for generation, genome, _, phase in self.store.evaluations(self.run_id))
+        return RunResult(
+            out=self.out, config=self.config, run_id=self.run_id, layers=tuple(self.layers),
+            arch_name=next(iter(self.archs.values())).name, objectives=self.objectives,
+            search=result, front=front, scored=scored, store_path=self.store.path,
+            store_counts=self.store.counts(), failures=self.store.failures(),
+            float_checkpoint=(self.accuracy.float_checkpoint() if self.uses_accuracy else None),
+            seconds=seconds)
+
+
+class _Scorer:
+    """Adapts an Experiment to the search's Evaluator protocol."""
+
+    def __init__(self, experiment: Experiment) -> None:
+        self.experiment = experiment
+
+    def __call__(self, genomes: Sequence[Genome], generation: int) -> list[tuple[float, ...]]:
+        return self.experiment.score(genomes, generation)
+
+    def phase(self, generation: int) -> str:
+        return self.experiment.phase(generation)
+
+
+def resolve_config(config_path: str | None, overrides: dict[str, object], out: Path,
+                   resume: bool) -> ExperimentConfig:
+    """The experiment to run: with --resume the results folder's own config (plus overrides)."""
+    if resume:
+        saved = out / CONFIG_NAME
+        if not saved.is_file() or not (out / STORE_NAME).is_file():
+            raise ConfigError("nothing to resume in this folder", file=str(out), field="--resume",
+                              fix="give the -o folder of an earlier run, or drop --resume")
+        return load_config(config_path or saved, overrides)
+    return load_config(config_path, overrides)
+
+
+def run_experiment(config: ExperimentConfig, out: Path, resume: bool = False) -> RunResult:
+    """Validate, search, report (and fine-tune); returns what the run produced."""
+    started = time.perf_counter()
+    with Experiment(config, out) as experiment:
+        save_config(config, out / CONFIG_NAME)
+        search = experiment.search(resume=resume)
+        result = experiment.collect(search, seconds=time.perf_counter() - started)
+        write_report(result)
+        if config.finetune.points > 0 and experiment.uses_accuracy:
+            finetune(experiment.accuracy, experiment.executor,
+                     [p.candidate.genome for p in result.front], config.finetune.points,
+                     config.finetune.epochs, out)
+    return result

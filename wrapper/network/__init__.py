@@ -1,0 +1,1 @@
+"""Network descriptions: the float MobileNets (PyTorch) and their layers as Timeloop problems."""

@@ -1,0 +1,157 @@
+"""Architecture templates: render the Jinja2 specs in ``arch_templates/`` into Timeloop v0.3 YAML.
+
+A template is a manifest ``arch_templates/defaults/<name>.yaml`` (which architecture, component
+and constraint files it renders, and the default value of every parameter) plus the files it
+names. With the defaults a template reproduces the reference spec of the golden records, so any
+deviation is an explicit, validated parameter. Parameter validation happens here, before Jinja
+runs, so a typo gets "did you mean" instead of a silently ignored value.
+
+Constraint files written for the CNN-layer shape name dimension M; for a problem shape without
+it (depthwise) `adapt_constraints_for_shape` rewrites them (see `wrapper.spec.constraints`),
+because Timeloop otherwise stops with "dimension M not found in problem shape".
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+import jinja2
+
+from ..errors import SpecError, unknown_name_fix
+from .constraints import adapt_constraints_for_shape
+from .ert import DRAM_PJ_PER_BIT
+from .problem import ProblemShape
+from .yamlio import dump_yaml_text, parse_yaml_text, write_text_atomic
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "arch_templates"
+_TECHNOLOGY = re.compile(r"^\d+(\.\d+)?nm$")
+
+
+def _manifest_path(name: str) -> Path:
+    return TEMPLATES_DIR / "defaults" / f"{name}.yaml"
+
+
+def available_templates() -> tuple[str, ...]:
+    """Names of the architecture templates shipped in ``arch_templates/`` (sorted)."""
+    return tuple(sorted(p.stem for p in (TEMPLATES_DIR / "defaults").glob("*.yaml")))
+
+
+@lru_cache(maxsize=None)
+def _manifest(name: str) -> Mapping[str, Any]:
+    if name not in available_templates():
+        raise SpecError(f"unknown architecture template '{name}'", field="template",
+                        fix=unknown_name_fix(name, available_templates(), "templates"))
+    path = _manifest_path(name)
+    return parse_yaml_text(path.read_text(), str(path))
+
+
+def default_parameters(name: str) -> dict[str, Any]:
+    """The default parameters of template ``name`` (they describe the golden reference spec)."""
+    return dict(_manifest(name)["parameters"])
+
+
+def _check_value(key: str, value: Any, default: Any, source: str) -> None:
+    """Type rules, taken from the default: int -> positive int (bandwidths: positive number),
+    None -> optional, str -> str (technology like '45nm', dram_type one the energy model knows)."""
+    field_name = f"parameters.{key}"
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise SpecError(f"{key} must be text, got {value!r}", file=source, field=field_name,
+                            fix=f"give a value like {key}={default}")
+        if key == "technology" and not _TECHNOLOGY.match(value):
+            raise SpecError(f"technology '{value}' is not a process node like '45nm'", file=source,
+                            field=field_name, fix="write the node in nm, e.g. technology=45nm")
+        if key == "dram_type" and value not in DRAM_PJ_PER_BIT:
+            raise SpecError(f"unknown DRAM type '{value}'", file=source, field=field_name,
+                            fix=unknown_name_fix(value, DRAM_PJ_PER_BIT, "DRAM types"))
+        return
+    if value is None and default is None:
+        return
+    if key.endswith("_bandwidth"):  # Timeloop accepts fractional words per cycle
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise SpecError(f"{key} must be a positive number, got {value!r}", file=source,
+                            field=field_name, fix=f"give words per cycle > 0, e.g. {key}=2")
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(f"{key} must be a positive integer, got {value!r}", file=source,
+                        field=field_name, fix=f"give a whole number >= 1, e.g. {key}={default or 1}")
+
+
+def resolve_parameters(name: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Defaults of template ``name`` overridden by ``params``, every value validated."""
+    defaults = default_parameters(name)
+    source = str(_manifest_path(name))
+    if params is not None and not isinstance(params, Mapping):
+        raise SpecError(f"parameters must be a map, got {type(params).__name__}", file=source,
+                        field="parameters", fix="pass a dict such as {'pe_rows': 16}")
+    merged = dict(defaults)
+    for key, value in (params or {}).items():
+        if key not in defaults:
+            raise SpecError(f"unknown parameter '{key}' of template '{name}'", file=source,
+                            field=f"parameters.{key}",
+                            fix=unknown_name_fix(str(key), defaults, "parameters"))
+        _check_value(key, value, defaults[key], source)
+        merged[key] = value
+    return merged
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                              autoescape=False)
+
+
+def _banner(name: str, params: Mapping[str, Any]) -> str:
+    """A YAML comment saying where the spec came from and which parameters differ."""
+    defaults = default_parameters(name)
+    changed = {k: v for k, v in params.items() if v != defaults[k]}
+    settings = " ".join(f"{k}={v}" for k, v in changed.items()) or "defaults"
+    return f"# Rendered by QuantMap from arch_templates/{name}.yaml.j2 with: {settings}"
+
+
+def _output_name(template_file: str) -> str:
+    return template_file[:-len(".j2")] if template_file.endswith(".j2") else template_file
+
+
+def render_arch(name: str, params: Mapping[str, Any] | None = None,
+                problem_shape: ProblemShape | None = None) -> dict[str, str]:
+    """Render template ``name``: {relative file name: YAML text} for arch, components, constraints.
+
+    With ``problem_shape`` the constraint files are adapted to its dimensions (see
+    `adapt_constraints_for_shape`), so they can be handed to Timeloop with that problem.
+    """
+    manifest = _manifest(name)
+    values = resolve_parameters(name, params)
+    env = _environment()
+    context = {"params": values, "banner": _banner(name, values)}
+    files = {f"{name}.yaml": env.get_template(manifest["architecture"]).render(context)}
+    for section in ("components", "constraints"):
+        for template_file in manifest[section]:
+            text = env.get_template(f"{section}/{template_file}").render(context)
+            if section == "constraints" and problem_shape is not None:
+                text = _adapted_text(text, problem_shape, template_file)
+            files[f"{section}/{_output_name(template_file)}"] = text
+    return files
+
+
+def _adapted_text(text: str, shape: ProblemShape, source: str) -> str:
+    """Constraint YAML text adapted to ``shape``; unchanged text when nothing needed adapting."""
+    data = parse_yaml_text(text, source)
+    adapted = adapt_constraints_for_shape(data, shape)
+    if adapted == data:
+        return text
+    header = (f"# Adapted for problem shape '{shape.name}' (dimensions {' '.join(shape.dimensions)})"
+              f" by QuantMap from {source}:\n# dimensions the shape lacks are removed; where M was a"
+              " free spatial fan-out dimension, C takes its place.\n")
+    return header + dump_yaml_text(adapted)
+
+
+def write_arch(name: str, params: Mapping[str, Any] | None, out_dir: str | Path,
+               problem_shape: ProblemShape | None = None) -> list[Path]:
+    """Render template ``name`` into ``out_dir`` (subfolders components/, constraints/)."""
+    out = Path(out_dir)
+    return [write_text_atomic(text, out / rel) for rel, text in
+            render_arch(name, params, problem_shape).items()]
