@@ -149,13 +149,15 @@ def test_unknown_parameter_suggests_the_closest() -> None:
 
 
 @pytest.mark.parametrize("params, words", [
-    ({"pe_rows": "16"}, "positive integer"),
-    ({"pe_rows": 0}, "positive integer"),
-    ({"glb_depth": True}, "positive integer"),
-    ({"glb_read_bandwidth": -1}, "positive number"),
-    ({"technology": 45}, "must be text"),
+    ({"pe_rows": "16"}, "is not a number"),
+    ({"pe_rows": 0}, "outside >= 1"),
+    ({"pe_rows": 2.5}, "not a whole number"),
+    ({"glb_depth": True}, "is not a number"),
+    ({"glb_read_bandwidth": -1}, "outside > 0"),
+    ({"glb_read_bandwidth": float("nan")}, "not a finite number"),
+    ({"technology": 45}, "is not text"),
     ({"technology": "45"}, "process node"),
-    ({"dram_type": "LPDDR5"}, "unknown DRAM type"),
+    ({"dram_type": "LPDDR5"}, "unknown value 'LPDDR5'"),
 ])
 def test_wrong_parameter_values_are_refused(params: dict[str, Any], words: str) -> None:
     with pytest.raises(SpecError) as err:
@@ -202,7 +204,7 @@ def test_cli_render_depthwise_shape(repo_root: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("setting, words", [("pe_rowz=16", "did you mean 'pe_rows'"),
-                                            ("pe_rows=abc", "positive integer"),
+                                            ("pe_rows=abc", "is not a number"),
                                             ("pe_rows", "key=value")])
 def test_cli_bad_set_gives_one_line_and_exit_2(repo_root: Path, tmp_path: Path, setting: str,
                                                words: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -16,6 +16,7 @@ from typing import Sequence
 from tqdm import tqdm
 
 from ..errors import ConfigError
+from ..qat.settings import ModelSpec, TrainSettings
 from ..spec.hashing import content_hash
 from .config import ExperimentConfig
 from .executors import Executor, SerialExecutor, Task
@@ -72,16 +73,12 @@ class Accuracy:
             return f"proxy-qat-{qat.proxy_epochs}ep"
         return f"qat-{qat.epochs}ep"
 
-    def settings(self, phase: str, epochs: int | None = None) -> object:
-        from ..qat.train import TrainSettings
+    def settings(self, phase: str, epochs: int | None = None) -> TrainSettings:
+        """The QAT settings of one job of ``phase`` (or of ``epochs`` epochs)."""
         qat = self.config.qat
         if epochs is None:
             epochs = qat.proxy_epochs if phase.startswith("proxy") else qat.epochs
-        return TrainSettings(epochs=epochs, lr=qat.lr, momentum=qat.momentum,
-                             weight_decay=qat.weight_decay, batch_size=qat.batch_size,
-                             seed=self.config.seed, device=qat.device,
-                             per_channel=qat.per_channel,
-                             calibration_batches=qat.calibration_batches, progress=False)
+        return qat.train_settings(epochs)
 
     def float_checkpoint(self, executor: Executor | None = None) -> str:
         """The float starting point: the configured file, or one trained (once) and stored."""
@@ -92,13 +89,9 @@ class Accuracy:
         return self._checkpoint[0]
 
     def _train_float(self, executor: Executor | None) -> Path:
-        from ..qat.train import TrainSettings
         model = self.model_spec()
         qat = self.config.qat
-        settings = TrainSettings(epochs=qat.float_epochs, lr=qat.float_lr,
-                                 momentum=qat.momentum, weight_decay=qat.weight_decay,
-                                 batch_size=qat.batch_size, seed=self.config.seed,
-                                 device=qat.device)
+        settings = replace(qat.train_settings(qat.float_epochs), lr=qat.float_lr)
         key = content_hash("float", asdict(model), asdict(self.config.data), qat.threads,
                            {k: v for k, v in asdict(settings).items()
                             if k not in ("device", "progress", "num_workers")})
@@ -114,10 +107,9 @@ class Accuracy:
                                       "qat.float_checkpoint")
         return path
 
-    def model_spec(self) -> object:
-        from ..qat.train import ModelSpec
-        model = self.config.model
-        return ModelSpec(model.name, model.width_mult, self.num_classes, model.relu6)
+    def model_spec(self) -> ModelSpec:
+        """The configured net with as many classes as the data has."""
+        return replace(self.config.model, num_classes=self.num_classes)
 
     def key(self, genome: Genome, phase: str) -> str:
         """(model, data, QAT settings, float start, bits): the identity of one accuracy."""

@@ -1,66 +1,54 @@
 """Experiment configuration: YAML file + ``--set section.key=value`` overrides, validated up front.
 
-Every section is a frozen dataclass whose defaults form the default experiment (digits data, a
-small MobileNetV1, the Eyeriss-like template, the built-in engine, a budget that finishes in a few
-minutes on 2 cores). Validation happens entirely in ``load_config`` / ``validate_config``: unknown
-keys, objectives, models, templates, bit widths outside the range the hardware and QAT accept, and
-missing data folders all raise a one-line ConfigError before any training or mapping starts.
+Every section is a frozen settings dataclass whose defaults form the default experiment (digits
+data, a small MobileNetV1, the Eyeriss-like template, the built-in engine, a budget that finishes
+in a few minutes on 2 cores). The ``model``, ``data`` and ``qat`` sections are the QAT package's
+own settings types, ``mapper`` is the mapper's and ``search`` the NSGA-II's, so a setting is
+declared once (type, range, help) where it is used. Every section is read by the one declarative
+reader (`wrapper.spec.settings`); the checks across sections (objectives, folders, files, the
+executor) follow in ``validate_config``. All of it happens before any training or mapping starts.
+
+Seeds: ``seed`` drives the search; ``data.seed`` fixes the train/validation split; ``qat.seed``
+the QAT runs; ``mapper.seed`` the mapper.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..backends import ENGINES
 from ..errors import ConfigError, unknown_name_fix
-from ..spec.costmodel import MapperSettings
+from ..qat.settings import DataSpec, ModelSpec, TrainSettings
+from ..spec.costmodel import MapperSettings, mapper_settings
 from ..spec.hashing import content_hash
+from ..spec.settings import field_rules, read_settings, setting
 from ..spec.templates import available_templates
 from ..spec.yamlio import dump_yaml_file, load_yaml_file
 from .executors import EXECUTORS, check_executor_available
 from .nsga2 import SearchSettings
 
 OBJECTIVES: tuple[str, ...] = ("accuracy", "energy", "latency", "edp", "dram_accesses", "memory")
-MIN_BITS, MAX_BITS = 1, 16  # QAT accepts 1..16; the arch's word bits are checked in explore
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Which net; the number of classes comes from the data set."""
-
-    name: str = "mobilenet_v1"
-    width_mult: float = 0.25
-    relu6: bool | None = None
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """The data set (``wrapper.qat.data.DataSpec`` fields); ``root`` is needed except for digits."""
-
-    kind: str = "digits"
-    root: str | None = None
-    resolution: int = 32
-    val_fraction: float = 0.2
-    max_classes: int | None = None
 
 
 @dataclass(frozen=True)
 class ArchConfig:
     """A template and its parameters, or Timeloop YAML files (then the template is unused)."""
 
-    template: str = "eyeriss"
-    params: Mapping[str, Any] = field(default_factory=dict)
-    files: tuple[str, ...] = ()
+    template: str = setting("eyeriss", choices=available_templates(),
+                            help="architecture template")
+    params: Mapping[str, Any] = setting(default_factory=dict, help="template parameters")
+    files: tuple[str, ...] = setting((), help="Timeloop YAML files instead of a template")
 
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """The cost model by registry name, and its options."""
+    """The cost model by name, and its options."""
 
-    name: str = "builtin"
-    options: Mapping[str, Any] = field(default_factory=dict)
+    name: str = setting("builtin", choices=tuple(ENGINES), help="cost model")
+    options: Mapping[str, Any] = setting(default_factory=dict, help="cost model options")
 
 
 @dataclass(frozen=True)
@@ -68,14 +56,17 @@ class SearchConfig(SearchSettings):
     """The NSGA-II settings (docs/search.md; the demo runs 8 generations, the paper 25), the
     objectives (>= 2, any subset of OBJECTIVES) and the Outputs bits of the last layer."""
 
-    generations: int = 8
-    objectives: tuple[str, ...] = ("accuracy", "energy", "memory")
-    last_outputs_bits: int = 8
+    generations: int = setting(8, minimum=0, help="generations after the initial population")
+    objectives: tuple[str, ...] = setting(("accuracy", "energy", "memory"), choices=OBJECTIVES,
+                                          help="what the search trades off")
+    last_outputs_bits: int = setting(8, minimum=1, maximum=16,
+                                     help="Outputs bits of the last layer")
 
 
 @dataclass(frozen=True)
-class QatConfig:
-    """QAT per candidate (fields of ``TrainSettings``), the float start and an optional proxy.
+class QatConfig(TrainSettings):
+    """QAT per candidate (the QAT package's `TrainSettings`, with the demo's budget), the float
+    start and an optional proxy.
 
     ``proxy_epochs``/``proxy_generations``: generations < proxy_generations score accuracy with
     the cheaper QAT of proxy_epochs epochs; later generations and the final front use ``epochs``
@@ -83,20 +74,20 @@ class QatConfig:
     ``threads``: PyTorch threads per QAT job; results depend on it, so it is part of the key.
     """
 
-    epochs: int = 1
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 1e-5
-    batch_size: int = 64
-    per_channel: bool = False
-    calibration_batches: int = 8
-    device: str = "cpu"
-    threads: int = 1
-    float_checkpoint: str | None = None
-    float_epochs: int = 8
-    float_lr: float = 0.1
-    proxy_epochs: int = 1
-    proxy_generations: int = 0
+    epochs: int = setting(1, minimum=1, help="QAT epochs per candidate")
+    lr: float = setting(0.01, above=0.0, help="QAT learning rate")
+    progress: bool = setting(False, help="progress bars inside QAT jobs")
+    threads: int = setting(1, minimum=1, help="PyTorch threads per QAT job")
+    float_checkpoint: str | None = setting(None, help="float start (default: train one)")
+    float_epochs: int = setting(8, minimum=1, help="epochs of the float training")
+    float_lr: float = setting(0.1, above=0.0, help="learning rate of the float training")
+    proxy_epochs: int = setting(1, minimum=1, help="epochs of the cheaper proxy QAT")
+    proxy_generations: int = setting(0, minimum=0, help="generations scored by the proxy")
+
+    def train_settings(self, epochs: int) -> TrainSettings:
+        """The QAT package's settings for one run of ``epochs`` epochs."""
+        shared = {f.name: getattr(self, f.name) for f in fields(TrainSettings)}
+        return TrainSettings(**{**shared, "epochs": epochs})
 
 
 @dataclass(frozen=True)
@@ -104,13 +95,13 @@ class FinetuneConfig:
     """Retrain chosen Pareto points longer at the end (points = 0 skips it; runs only when
     accuracy is an objective, i.e. when there is a float model to start from)."""
 
-    points: int = 2
-    epochs: int = 3
+    points: int = setting(2, minimum=0, help="front points to fine-tune")
+    epochs: int = setting(3, minimum=1, help="fine-tuning epochs")
 
 
 @dataclass(frozen=True)
 class ExecutorConfig:
-    """Where fan-out jobs run (the seam of wrapper.executors).
+    """Where fan-out jobs run (the seam of wrapper.explore.executors).
 
     ``workers``: processes of the local pool, or CPUs of the Ray instance started when no
     ``address`` is given. ``address``: an existing Ray cluster (host:port, 'auto', ray://...).
@@ -119,21 +110,21 @@ class ExecutorConfig:
     0 keeps QAT on CPUs.
     """
 
-    kind: str = "local"
-    workers: int = 2
-    retries: int = 1
-    address: str | None = None
-    qat_gpus: float = 1.0
+    kind: str = setting("local", choices=EXECUTORS, help="local or ray")
+    workers: int = setting(2, minimum=1, help="worker processes / CPUs")
+    retries: int = setting(1, minimum=0, help="extra tries of a crashed job")
+    address: str | None = setting(None, help="Ray cluster address")
+    qat_gpus: float = setting(1.0, minimum=0.0, help="GPUs per QAT job on Ray")
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """A whole experiment. ``seed`` drives the search; QAT, data split and mapper derive theirs."""
+    """A whole experiment."""
 
-    name: str = "default"
-    seed: int = 0
-    model: ModelConfig = ModelConfig()
-    data: DataConfig = DataConfig()
+    name: str = setting("default", help="run name (results/<name>)")
+    seed: int = setting(0, minimum=0, help="seed of the search")
+    model: ModelSpec = ModelSpec(width_mult=0.25)
+    data: DataSpec = DataSpec()
     arch: ArchConfig = ArchConfig()
     engine: EngineConfig = EngineConfig()
     mapper: MapperSettings = MapperSettings(max_evaluations=300)
@@ -141,7 +132,7 @@ class ExperimentConfig:
     qat: QatConfig = QatConfig()
     finetune: FinetuneConfig = FinetuneConfig()
     executor: ExecutorConfig = ExecutorConfig()
-    store: str | None = None
+    store: str | None = setting(None, help="store path (default: DIR/store.sqlite)")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (lists, dicts) as written to the results folder's config.yaml."""
@@ -152,16 +143,15 @@ class ExperimentConfig:
         runs or where it runs, so ``--resume`` may extend the generation count."""
         data = self.to_dict()
         data["search"].pop("generations")
+        for key in ("progress", "num_workers"):
+            data["qat"].pop(key)
         for key in ("executor", "finetune", "store"):
             data.pop(key)
         return content_hash(data)[:16]
 
 
-_SECTIONS = {f.name: f.type for f in fields(ExperimentConfig)}
-_SECTION_CLASSES: dict[str, type] = {
-    "model": ModelConfig, "data": DataConfig, "arch": ArchConfig, "engine": EngineConfig,
-    "mapper": MapperSettings, "search": SearchConfig, "qat": QatConfig,
-    "finetune": FinetuneConfig, "executor": ExecutorConfig}
+_SECTIONS = tuple(f.name for f in fields(ExperimentConfig)
+                  if dataclasses.is_dataclass(f.default))
 
 
 def _plain(value: Any) -> Any:
@@ -170,54 +160,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
-
-
-def _coerce(value: Any, default: Any, where: str, source: str) -> Any:
-    """Check a value against the type of its default (ints accepted for floats, lists for
-    tuples); None is accepted where the default is None (optional)."""
-    if default is None or value is None:
-        if value is None and default is not None and not isinstance(default, (tuple, Mapping)):
-            raise ConfigError("a value is required", file=source, field=where,
-                              fix=f"give a value like {default!r}")
-        return value
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif isinstance(default, tuple):
-        value = [value] if isinstance(value, (str, int)) and not isinstance(value, bool) else value
-        ok = isinstance(value, (list, tuple))
-        value = tuple(value) if ok else value
-    elif isinstance(default, Mapping):
-        value = {} if value is None else value
-        ok = isinstance(value, Mapping)
-    else:
-        ok = isinstance(value, type(default))
-    if not ok:
-        raise ConfigError(f"{value!r} is not a {type(default).__name__}", file=source, field=where,
-                          fix=f"give a value like {_plain(default)!r}")
-    return value
-
-
-def _section(cls: type, data: Any, name: str, source: str) -> Any:
-    """Build one section dataclass from a map, naming unknown keys with a did-you-mean."""
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"section '{name}' must be a map", file=source, field=name,
-                          fix=f"write '{name}:' followed by indented key: value lines")
-    defaults = cls()
-    names = [f.name for f in fields(cls)]
-    values = {}
-    for key, value in data.items():
-        if key not in names:
-            raise ConfigError(f"unknown key '{key}'", file=source, field=f"{name}.{key}",
-                              fix=unknown_name_fix(str(key), names, f"keys of '{name}'"))
-        values[key] = _coerce(value, getattr(defaults, key), f"{name}.{key}", source)
-    return cls(**values)
 
 
 def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -244,16 +186,22 @@ def config_from_dict(data: Any, source: str = "<config>",
     tree = _plain(data)
     for dotted, value in (overrides or {}).items():
         _set_path(tree, dotted, value)
+    defaults = ExperimentConfig()
+    scalars = field_rules(ExperimentConfig)
     values: dict[str, Any] = {}
     for key, value in tree.items():
-        if key not in _SECTIONS:
-            raise ConfigError(f"unknown section '{key}'", file=source, field=key,
-                              fix=unknown_name_fix(str(key), list(_SECTIONS), "sections"))
-        if key in _SECTION_CLASSES:
-            values[key] = _section(_SECTION_CLASSES[key], value, key, source)
+        if key == "mapper":
+            values[key] = mapper_settings(value, source, base=defaults.mapper)
+        elif key in _SECTIONS:
+            default = getattr(defaults, key)
+            values[key] = read_settings(type(default), value, key, source, base=default)
+        elif key in scalars:
+            values[key] = scalars[key].check(value, key, source)
         else:
-            values[key] = _coerce(value, getattr(ExperimentConfig(), key), key, source)
-    config = ExperimentConfig(**values)
+            raise ConfigError(f"unknown section '{key}'", file=source, field=str(key),
+                              fix=unknown_name_fix(str(key), [*_SECTIONS, *scalars],
+                                                   "sections"))
+    config = dataclasses.replace(defaults, **values)
     validate_config(config, source)
     return config
 
@@ -274,21 +222,19 @@ def save_config(config: ExperimentConfig, path: str | Path) -> Path:
     return dump_yaml_file(config.to_dict(), path)
 
 
-def _check_names(config: ExperimentConfig, source: str) -> None:
-    from ..network.mobilenets import MODELS  # heavy (torch): only when a config is checked
-    from ..qat.data import DATA_KINDS
+def _check_model(config: ExperimentConfig, source: str) -> None:
+    # heavy (torch): the model builders are only loaded when a config is checked
+    from ..network.mobilenets import MODELS
+    from ..qat.train import check_model
 
-    checks = [(config.model.name, MODELS, "model.name", "models"),
-              (config.data.kind, DATA_KINDS, "data.kind", "data sets"),
-              (config.executor.kind, EXECUTORS, "executor.kind", "executors")]
-    if not config.arch.files:
-        checks.append((config.arch.template, available_templates(), "arch.template", "templates"))
-    for objective in config.search.objectives:
-        checks.append((objective, OBJECTIVES, "search.objectives", "objectives"))
-    for value, options, where, what in checks:
-        if value not in options:
-            raise ConfigError(f"unknown {what[:-1] if what.endswith('s') else what} '{value}'",
-                              file=source, field=where, fix=unknown_name_fix(value, options, what))
+    if config.model.name not in MODELS:
+        raise ConfigError(f"unknown model '{config.model.name}'", file=source,
+                          field="model.name", fix=unknown_name_fix(config.model.name, MODELS,
+                                                                   "models"))
+    try:
+        check_model(config.model)
+    except ConfigError as exc:
+        raise ConfigError(exc.problem, file=source, field=exc.field, fix=exc.fix) from None
 
 
 def _check_search(search: SearchConfig, source: str) -> None:
@@ -299,23 +245,6 @@ def _check_search(search: SearchConfig, source: str) -> None:
     if not search.bits:
         raise ConfigError("the bit set is empty", file=source, field="search.bits",
                           fix="e.g. [2, 3, 4, 5, 6, 7, 8]")
-    for value in (*search.bits, search.last_outputs_bits):
-        if isinstance(value, bool) or not isinstance(value, int) \
-                or not MIN_BITS <= value <= MAX_BITS:
-            raise ConfigError(f"bit width {value!r} is outside {MIN_BITS}..{MAX_BITS}",
-                              file=source, field="search.bits",
-                              fix=f"use integers from {MIN_BITS} to {MAX_BITS}")
-    for name in ("parents", "offspring"):
-        if getattr(search, name) < 2:
-            raise ConfigError(f"{name} = {getattr(search, name)} must be >= 2", file=source,
-                              field=f"search.{name}", fix="use e.g. 10")
-    if search.generations < 0:
-        raise ConfigError("generations must be >= 0", file=source, field="search.generations",
-                          fix="use e.g. 25")
-    for name in ("crossover_prob", "mutation_prob"):
-        if not 0.0 <= getattr(search, name) <= 1.0:
-            raise ConfigError(f"{name} must be within 0..1", file=source,
-                              field=f"search.{name}", fix="use e.g. 0.9")
 
 
 def _check_files(config: ExperimentConfig, source: str) -> None:
@@ -336,35 +265,19 @@ def _check_files(config: ExperimentConfig, source: str) -> None:
                               field="arch.files", fix="give existing Timeloop YAML files")
 
 
-def _check_executor(executor: ExecutorConfig, source: str) -> None:
-    if executor.address is not None and (executor.kind != "ray"
-                                         or not isinstance(executor.address, str)):
-        raise ConfigError(f"address {executor.address!r} needs the ray executor", file=source,
-                          field="executor.address",
-                          fix="set executor.kind=ray (--executor ray) with a host:port address")
-    for where, value in (("executor.retries", executor.retries),
-                         ("executor.qat_gpus", executor.qat_gpus)):
-        if value < 0:
-            raise ConfigError(f"{where} = {value} must be >= 0", file=source, field=where,
-                              fix="use e.g. 1")
-    check_executor_available(executor.kind)
-
-
 def validate_config(config: ExperimentConfig, source: str = "<config>") -> None:
-    """All checks that need no training or mapping; each failure is one ConfigError line."""
-    _check_names(config, source)
+    """The checks across fields and sections (each field's own type and range were checked by
+    the reader); each failure is one ConfigError line."""
+    _check_model(config, source)
     _check_search(config.search, source)
-    _check_executor(config.executor, source)
     _check_files(config, source)
-    positive = {"qat.epochs": config.qat.epochs, "qat.threads": config.qat.threads,
-                "qat.float_epochs": config.qat.float_epochs,
-                "executor.workers": config.executor.workers}
-    for where, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"{where} = {value} must be >= 1", file=source, field=where,
-                              fix="use a positive value")
-    if config.qat.proxy_generations and not 1 <= config.qat.proxy_epochs < config.qat.epochs:
-        raise ConfigError(f"proxy_epochs = {config.qat.proxy_epochs} must be >= 1 and fewer than"
+    if config.executor.address is not None and config.executor.kind != "ray":
+        raise ConfigError(f"address {config.executor.address!r} needs the ray executor",
+                          file=source, field="executor.address",
+                          fix="set executor.kind=ray (--executor ray) with a host:port address")
+    check_executor_available(config.executor.kind)
+    if config.qat.proxy_generations and not config.qat.proxy_epochs < config.qat.epochs:
+        raise ConfigError(f"proxy_epochs = {config.qat.proxy_epochs} must be fewer than"
                           f" epochs = {config.qat.epochs} to be a cheaper proxy", file=source,
                           field="qat.proxy_epochs",
                           fix="e.g. qat.epochs=3 with qat.proxy_epochs=1")

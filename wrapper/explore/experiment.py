@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -127,18 +128,12 @@ class Experiment:
 
     def _data(self) -> tuple[object, int]:
         """The data spec and class count; loading it checks the folder up front."""
-        from ..qat.data import DataSpec  # heavy (torch): imported only when accuracy is needed
-        data = self.config.data
-        spec = DataSpec(kind=data.kind, root=data.root, resolution=data.resolution,
-                        seed=self.config.seed, val_fraction=data.val_fraction,
-                        max_classes=data.max_classes)
+        spec = self.config.data
         return spec, cached_data(spec).num_classes  # type: ignore[attr-defined]
 
     def _layers(self, num_classes: int) -> list[Layer]:
-        model = self.config.model
-        extra = {} if model.relu6 is None else {"relu6": model.relu6}
-        net = build_model(model.name, width_mult=model.width_mult, num_classes=num_classes,
-                          **extra)
+        model = replace(self.config.model, num_classes=num_classes)
+        net = build_model(model.name, **model.kwargs())
         return extract_layers(net, self.config.data.resolution)
 
     # -- scoring -----------------------------------------------------------------------------

@@ -31,9 +31,9 @@ from ..spec.precision import Precision, packed_count, packing_factor
 from ..spec.problem import Problem, problem_to_dict
 from ..spec.stats import Stats
 from .executors import Executor, Task
+from .nsga2 import Genome
 from .store import LayerResult, Store
 
-Genome = tuple[tuple[int, int], ...]
 # Errors that are properties of a (layer, precision) job and recur on every run: cached.
 JOB_ERRORS = ("PrecisionError", "MappingError", "SpecError")
 

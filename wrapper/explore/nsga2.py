@@ -22,6 +22,7 @@ from typing import Protocol, Sequence
 from deap import base, tools
 
 from ..spec.hashing import content_hash
+from ..spec.settings import setting
 from .store import GenerationRecord, Store
 
 Genome = tuple[tuple[int, int], ...]
@@ -40,12 +41,13 @@ class Objective:
 class SearchSettings:
     """NSGA-II budget and operators; defaults are the paper's 10 + 10 individuals, 25 gens."""
 
-    bits: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)
-    parents: int = 10
-    offspring: int = 10
-    generations: int = 25
-    crossover_prob: float = 0.9
-    mutation_prob: float = 0.5
+    bits: tuple[int, ...] = setting((2, 3, 4, 5, 6, 7, 8), minimum=1, maximum=16,
+                                    help="bit widths a layer's A and W are drawn from")
+    parents: int = setting(10, minimum=2, help="population size")
+    offspring: int = setting(10, minimum=2, help="children per generation")
+    generations: int = setting(25, minimum=0, help="generations after the initial population")
+    crossover_prob: float = setting(0.9, minimum=0.0, maximum=1.0, help="crossover probability")
+    mutation_prob: float = setting(0.5, minimum=0.0, maximum=1.0, help="mutation probability")
 
 
 class Evaluator(Protocol):

@@ -15,20 +15,16 @@ import sys
 from dataclasses import asdict
 from typing import Any, Sequence
 
+from ..cli import OneLineParser
 from ..errors import QuantMapError, report_error
 from ..network.mobilenets import MODELS
 from ..spec.precision import Precision
+from ..spec.settings import check_settings
 from ..spec.yamlio import write_text_atomic
-from .data import DATA_KINDS, DataSpec, load_data
+from .data import load_data
 from .models import bits_from_precisions, layer_count
-from .train import (
-    ModelSpec,
-    TrainSettings,
-    evaluate_checkpoint,
-    finetune,
-    load_checkpoint,
-    train_float,
-)
+from .settings import DATA_KINDS, DataSpec, ModelSpec, TrainSettings
+from .train import evaluate_checkpoint, finetune, load_checkpoint, train_float
 
 _DEFAULTS = TrainSettings()
 
@@ -66,8 +62,8 @@ def _add_run_options(parser: argparse.ArgumentParser, training: bool) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m wrapper.qat",
-                                     description="Brevitas QAT of MobileNets with per-layer bits.")
+    parser = OneLineParser(prog="python -m wrapper.qat",
+                           description="Brevitas QAT of MobileNets with per-layer bits.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a float model from scratch")
@@ -97,14 +93,18 @@ def _settings(args: argparse.Namespace) -> TrainSettings:
     training = {name: getattr(args, name) for name in
                 ("epochs", "lr", "momentum", "weight_decay", "calibration_batches")
                 if hasattr(args, name)}
-    return TrainSettings(batch_size=args.batch_size, seed=args.seed, device=args.device,
-                         per_channel=getattr(args, "per_channel", False),
-                         num_workers=args.workers, progress=not args.no_progress, **training)
+    settings = TrainSettings(batch_size=args.batch_size, seed=args.seed, device=args.device,
+                             per_channel=getattr(args, "per_channel", False),
+                             num_workers=args.workers, progress=not args.no_progress, **training)
+    check_settings(settings, "qat", "command line")
+    return settings
 
 
 def _data_spec(args: argparse.Namespace) -> DataSpec:
-    return DataSpec(kind=args.data, root=args.data_root, resolution=args.resolution,
+    spec = DataSpec(kind=args.data, root=args.data_root, resolution=args.resolution,
                     seed=args.seed, max_classes=args.max_classes)
+    check_settings(spec, "data", "command line")
+    return spec
 
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
@@ -132,8 +132,8 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
     try:
+        args = _parser().parse_args(argv)
         report = _run(args)
     except QuantMapError as exc:
         return report_error(exc)

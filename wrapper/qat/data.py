@@ -23,8 +23,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..errors import DataError, unknown_name_fix
+from .settings import DATA_KINDS, DataSpec
 
-DATA_KINDS: tuple[str, ...] = ("digits", "cifar10", "imagenet")
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm"})
 # Channel statistics of the public data sets (used so pretrained-style normalization matches).
 _CIFAR_MEAN, _CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -32,24 +32,6 @@ _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 _CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 _CIFAR_VAL_FILE = "test_batch"
 _IMAGENET_CROP = 0.875  # resize the short side to res / 0.875, then centre-crop res (standard)
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """Which data to load and how: the data section of an experiment or the CLI options.
-
-    ``root`` is required for cifar10 (the python batches folder) and imagenet (a folder with
-    ``train/`` and ``val/``); digits ignores it. ``max_classes`` keeps the first N classes in sorted
-    order (ImageNet-100 = the first 100 synsets). ``val_fraction`` and ``seed`` fix the digits
-    train/validation split.
-    """
-
-    kind: str = "digits"
-    root: str | None = None
-    resolution: int = 32
-    seed: int = 0
-    val_fraction: float = 0.2
-    max_classes: int | None = None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -27,56 +27,15 @@ from tqdm import tqdm
 
 from ..errors import ConfigError, DataError
 from ..network.mobilenets import MODELS, build_model
-from .data import DataBundle, DataSpec, load_data
+from .data import DataBundle, load_data
 from .models import BitConfig, load_float_weights, quant_layers, quantized_model, validate_bits
+from .settings import DataSpec, ModelSpec, TrainSettings
 
 CHECKPOINT_FORMAT = "quantmap-qat-checkpoint-1"
 # Global gradient-norm limit. Low-bit layers can make a BatchNorm's batch variance nearly zero,
 # which multiplies gradients by up to 1/sqrt(eps) per layer; unclipped, one such step sent the
 # learned activation scales of a MobileNetV2 at 2..8 bits to NaN within three steps.
 GRAD_CLIP_NORM = 5.0
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Which net to build; stored in every checkpoint so a checkpoint rebuilds its own net.
-
-    ``relu6`` None means the builder's default (ReLU); only MobileNetV2 has the option.
-    """
-
-    name: str = "mobilenet_v1"
-    width_mult: float = 1.0
-    num_classes: int = 1000
-    relu6: bool | None = None
-
-    def __post_init__(self) -> None:
-        builder = MODELS.get(self.name)
-        if builder is not None and self.relu6 is not None \
-                and "relu6" not in inspect.signature(builder).parameters:
-            raise ConfigError(f"model '{self.name}' has no ReLU6 option", field="model.relu6",
-                              fix="drop the relu6 setting (only mobilenet_v2 has it)")
-
-    def kwargs(self) -> dict[str, object]:
-        """Keyword arguments of ``wrapper.nets.build_model``."""
-        extra = {} if self.relu6 is None else {"relu6": self.relu6}
-        return {"width_mult": self.width_mult, "num_classes": self.num_classes, **extra}
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Optimizer and run settings; the defaults are the paper's QAT recipe (SGD, momentum 0.9, weight decay 1e-5)."""
-
-    epochs: int = 5
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-5
-    batch_size: int = 64
-    seed: int = 0
-    device: str = "cpu"
-    per_channel: bool = False
-    calibration_batches: int = 8
-    num_workers: int = 0
-    progress: bool = True
 
 
 @dataclass(frozen=True)
@@ -98,6 +57,15 @@ class TrainResult:
     epoch_seconds: tuple[float, ...]
     epoch_top1: tuple[float, ...]
     checkpoint: Checkpoint = field(repr=False)
+
+
+def check_model(model: ModelSpec) -> None:
+    """A model spec the builder can honour (the ReLU6 option exists only for MobileNetV2)."""
+    builder = MODELS.get(model.name)
+    if builder is not None and model.relu6 is not None \
+            and "relu6" not in inspect.signature(builder).parameters:
+        raise ConfigError(f"model '{model.name}' has no ReLU6 option", field="model.relu6",
+                          fix="drop the relu6 setting (only mobilenet_v2 has it)")
 
 
 def _check_settings(settings: TrainSettings) -> None:
@@ -196,7 +164,10 @@ def train_float(model: ModelSpec, data: DataBundle | DataSpec, settings: TrainSe
                 out: str | Path | None = None) -> TrainResult:
     """Train a float net from scratch (the demo's pretrained starting point)."""
     _check_settings(settings)
+    check_model(model)
     bundle = _resolve_data(data)
+    if model.num_classes is None:
+        model = replace(model, num_classes=bundle.num_classes)
     if model.num_classes != bundle.num_classes:
         raise ConfigError(f"model has {model.num_classes} classes, data has {bundle.num_classes}",
                           field="model.num_classes", fix=f"use {bundle.num_classes}")

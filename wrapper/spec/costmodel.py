@@ -11,10 +11,11 @@ from collections.abc import Mapping as MappingType
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from ..errors import ConfigError, unknown_name_fix
+from ..errors import ConfigError
 from .arch import Arch
 from .mapping import Mapping
 from .problem import Problem
+from .settings import Rule, read_settings, setting
 from .stats import Stats
 
 METRICS = ("energy", "delay", "edp", "last_level_accesses")
@@ -24,20 +25,11 @@ METRICS = ("energy", "delay", "edp", "last_level_accesses")
 class MapperSettings:
     """How hard and by what the mapper searches; part of every cache key."""
 
-    metric: str = "edp"
-    secondary_metric: str = "energy"
-    max_evaluations: int = 20000
-    max_seconds: float | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in (self.metric, self.secondary_metric):
-            if name not in METRICS:
-                raise ConfigError(f"unknown mapper metric '{name}'", field="mapper.metric",
-                                  fix=unknown_name_fix(name, METRICS, "metrics"))
-        if self.max_evaluations < 1:
-            raise ConfigError(f"max_evaluations = {self.max_evaluations} must be >= 1",
-                              field="mapper.max_evaluations", fix="use a positive budget")
+    metric: str = setting("edp", choices=METRICS, help="what the mapper minimizes")
+    secondary_metric: str = setting("energy", choices=METRICS, help="tie-breaker metric")
+    max_evaluations: int = setting(20000, minimum=1, help="mapper evaluations per layer")
+    max_seconds: float | None = setting(None, above=0.0, help="time limit per layer search")
+    seed: int = setting(0, minimum=0, help="seed of the mapper's sampling")
 
     def key(self) -> str:
         """A stable text of the settings for content-hash cache keys."""
@@ -60,10 +52,10 @@ class CostModel(Protocol):
         ...
 
 
-_SETTING_KEYS = {"metric": "metric", "secondary-metric": "secondary_metric",
-                 "secondary_metric": "secondary_metric", "budget": "max_evaluations",
-                 "max-evaluations": "max_evaluations", "max_evaluations": "max_evaluations",
-                 "max-seconds": "max_seconds", "max_seconds": "max_seconds", "seed": "seed"}
+# Other spellings of the settings in Timeloop-style mapper sections.
+_ALIASES = {"secondary-metric": "secondary_metric", "budget": "max_evaluations",
+            "max-evaluations": "max_evaluations", "max-seconds": "max_seconds"}
+# Timeloop's own mapper knobs: accepted so its mapper files work unchanged, and ignored.
 _TIMELOOP_KEYS = ("out_prefix", "optimization-metrics", "optimization_metrics", "algorithm",
                   "num-threads", "num_threads", "timeout", "victory-condition", "victory_condition",
                   "search-size", "search_size", "max-permutations-per-if-visit", "live-status",
@@ -71,28 +63,26 @@ _TIMELOOP_KEYS = ("out_prefix", "optimization-metrics", "optimization_metrics", 
                   "penalize-consecutive-bypass-fails", "sync-interval", "filter-revisits")
 
 
-def mapper_settings(section: Any, source: str | None = None) -> MapperSettings:
-    """MapperSettings from a ``mapper:`` section (None gives the defaults)."""
+def mapper_settings(section: Any, source: str | None = None,
+                    base: MapperSettings = MapperSettings()) -> MapperSettings:
+    """MapperSettings from a ``mapper:`` section, over ``base`` (the defaults of the caller):
+    QuantMap's keys, their dashed spellings, and Timeloop's ``optimization-metrics`` (first =
+    metric, second = tie-breaker)."""
     if section is None:
-        return MapperSettings()
+        return base
     if not isinstance(section, MappingType):
         raise ConfigError("the mapper section must be a map", file=source, field="mapper",
                           fix="write e.g. 'mapper: {metric: edp, budget: 20000, seed: 0}'")
-    values: dict[str, Any] = {}
-    metrics = section.get("optimization-metrics", section.get("optimization_metrics"))
+    values = dict(section)
+    metrics = values.get("optimization-metrics", values.get("optimization_metrics"))
     if metrics is not None:
-        metrics = [metrics] if isinstance(metrics, str) else list(metrics)
-        values["metric"] = str(metrics[0])
+        metrics = Rule(tuple, item=Rule(str, choices=METRICS)).check(
+            metrics, "mapper.optimization-metrics", source)
+        if not metrics:
+            raise ConfigError("optimization-metrics is empty", file=source,
+                              field="mapper.optimization-metrics", fix="e.g. [edp, energy]")
+        values.setdefault("metric", metrics[0])
         if len(metrics) > 1:
-            values["secondary_metric"] = str(metrics[1])
-    for key, value in section.items():
-        if key in _SETTING_KEYS:
-            values[_SETTING_KEYS[key]] = value
-        elif key not in _TIMELOOP_KEYS:
-            raise ConfigError(f"unknown mapper key '{key}'", file=source, field=f"mapper.{key}",
-                              fix=unknown_name_fix(str(key), list(_SETTING_KEYS), "mapper keys"))
-    for name in ("max_evaluations", "seed"):
-        if name in values and (isinstance(values[name], bool) or not isinstance(values[name], int)):
-            raise ConfigError(f"{name} = {values[name]!r} is not an integer", file=source,
-                              field=f"mapper.{name}", fix="use a whole number")
-    return MapperSettings(**values)
+            values.setdefault("secondary_metric", metrics[1])
+    return read_settings(MapperSettings, values, "mapper", source, aliases=_ALIASES,
+                         ignored=_TIMELOOP_KEYS, base=base)

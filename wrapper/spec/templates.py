@@ -24,6 +24,7 @@ from ..errors import SpecError, unknown_name_fix
 from .constraints import adapt_constraints_for_shape
 from .ert import DRAM_PJ_PER_BIT
 from .problem import ProblemShape
+from .settings import Rule
 from .yamlio import dump_yaml_text, parse_yaml_text, write_text_atomic
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "arch_templates"
@@ -53,31 +54,21 @@ def default_parameters(name: str) -> dict[str, Any]:
     return dict(_manifest(name)["parameters"])
 
 
-def _check_value(key: str, value: Any, default: Any, source: str) -> None:
-    """Type rules, taken from the default: int -> positive int (bandwidths: positive number),
-    None -> optional, str -> str (technology like '45nm', dram_type one the energy model knows)."""
-    field_name = f"parameters.{key}"
+def parameter_rule(key: str, default: Any) -> Rule:
+    """The rule of a template parameter, from its name and default: text (technology a process
+    node such as '45nm', dram_type one the energy model prices), a positive number of words per
+    cycle for bandwidths (Timeloop accepts fractions; null = unlimited where the default is
+    null), else a positive whole number."""
+    if key == "technology":
+        return Rule(str, pattern=_TECHNOLOGY.pattern, help="a process node like 45nm",
+                    example=default)
+    if key == "dram_type":
+        return Rule(str, choices=tuple(DRAM_PJ_PER_BIT), example=default)
     if isinstance(default, str):
-        if not isinstance(value, str):
-            raise SpecError(f"{key} must be text, got {value!r}", file=source, field=field_name,
-                            fix=f"give a value like {key}={default}")
-        if key == "technology" and not _TECHNOLOGY.match(value):
-            raise SpecError(f"technology '{value}' is not a process node like '45nm'", file=source,
-                            field=field_name, fix="write the node in nm, e.g. technology=45nm")
-        if key == "dram_type" and value not in DRAM_PJ_PER_BIT:
-            raise SpecError(f"unknown DRAM type '{value}'", file=source, field=field_name,
-                            fix=unknown_name_fix(value, DRAM_PJ_PER_BIT, "DRAM types"))
-        return
-    if value is None and default is None:
-        return
-    if key.endswith("_bandwidth"):  # Timeloop accepts fractional words per cycle
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise SpecError(f"{key} must be a positive number, got {value!r}", file=source,
-                            field=field_name, fix=f"give words per cycle > 0, e.g. {key}=2")
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecError(f"{key} must be a positive integer, got {value!r}", file=source,
-                        field=field_name, fix=f"give a whole number >= 1, e.g. {key}={default or 1}")
+        return Rule(str, example=default)
+    if key.endswith("_bandwidth"):
+        return Rule(float, optional=default is None, above=0.0, example=default or 2)
+    return Rule(int, optional=default is None, minimum=1, example=default or 1)
 
 
 def resolve_parameters(name: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -93,7 +84,7 @@ def resolve_parameters(name: str, params: Mapping[str, Any] | None) -> dict[str,
             raise SpecError(f"unknown parameter '{key}' of template '{name}'", file=source,
                             field=f"parameters.{key}",
                             fix=unknown_name_fix(str(key), defaults, "parameters"))
-        _check_value(key, value, defaults[key], source)
+        parameter_rule(key, defaults[key]).check(value, f"parameters.{key}", source, SpecError)
         merged[key] = value
     return merged
 

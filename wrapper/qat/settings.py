@@ -1,0 +1,67 @@
+"""The QAT package's settings types: which net, which data, how to train. Free of torch, so the
+main job's experiment file reads its ``model``, ``data`` and ``qat`` sections into these types
+(through `wrapper.spec.settings`) without loading PyTorch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..spec.settings import setting
+
+DATA_KINDS: tuple[str, ...] = ("digits", "cifar10", "imagenet")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which net to build; stored in every checkpoint so a checkpoint rebuilds its own net.
+
+    ``num_classes`` None means "as many as the data set has" (the main job fills it in);
+    ``relu6`` None means the builder's default (ReLU); only MobileNetV2 has the option.
+    """
+
+    name: str = setting("mobilenet_v1", help="network: mobilenet_v1 or mobilenet_v2")
+    width_mult: float = setting(1.0, above=0.0, help="width multiplier")
+    num_classes: int | None = setting(None, minimum=2, help="classes (default: from the data)")
+    relu6: bool | None = setting(None, help="MobileNetV2 only: ReLU6 instead of ReLU")
+
+    def kwargs(self) -> dict[str, object]:
+        """Keyword arguments of ``wrapper.network.mobilenets.build_model``."""
+        extra = {} if self.relu6 is None else {"relu6": self.relu6}
+        return {"width_mult": self.width_mult, "num_classes": self.num_classes, **extra}
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which data to load and how: the data section of an experiment or the CLI options.
+
+    ``root`` is required for cifar10 (the python batches folder) and imagenet (a folder with
+    ``train/`` and ``val/``); digits ignores it. ``max_classes`` keeps the first N classes in sorted
+    order (ImageNet-100 = the first 100 synsets). ``val_fraction`` and ``seed`` fix the digits
+    train/validation split.
+    """
+
+    kind: str = setting("digits", choices=DATA_KINDS, help="data set")
+    root: str | None = setting(None, help="data folder (not needed for digits)")
+    resolution: int = setting(32, minimum=8, maximum=1024, help="input size in pixels")
+    seed: int = setting(0, minimum=0, help="seed of the train/validation split")
+    val_fraction: float = setting(0.2, above=0.0, maximum=0.9,
+                                  help="share of digits held out for validation")
+    max_classes: int | None = setting(None, minimum=2, help="keep the first N classes")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimizer and run settings; the defaults are the paper's QAT recipe (SGD, momentum 0.9,
+    weight decay 1e-5)."""
+
+    epochs: int = setting(5, minimum=1, help="training epochs")
+    lr: float = setting(0.1, above=0.0, help="learning rate (cosine schedule)")
+    momentum: float = setting(0.9, minimum=0.0, maximum=1.0, help="SGD momentum")
+    weight_decay: float = setting(1e-5, minimum=0.0, help="L2 weight decay")
+    batch_size: int = setting(64, minimum=1, help="batch size")
+    seed: int = setting(0, minimum=0, help="seed of initialisation and batch order")
+    device: str = setting("cpu", pattern=r"cpu|cuda(:\d+)?", help="cpu, cuda or cuda:N")
+    per_channel: bool = setting(False, help="per-channel weight scales")
+    calibration_batches: int = setting(8, minimum=0, help="batches that set the quant scales")
+    num_workers: int = setting(0, minimum=0, help="data loader workers")
+    progress: bool = setting(True, help="show progress bars")
