@@ -128,7 +128,7 @@ def test_ray_executor_retries_crashes_and_errors_then_reports_each_task(
 def test_a_local_instance_started_by_the_executor_is_shut_down(repo_root: Path,
                                                                ray_cluster: str) -> None:
     code = ("import math, ray\n"
-            "from wrapper.executors import Task, make_executor\n"
+            "from wrapper.explore.executors import Task, make_executor\n"
             "executor = make_executor('ray', workers=1)\n"
             "print([r.value for r in executor.run([Task('a', math.factorial, (5,))])])\n"
             "executor.close()\n"
@@ -143,7 +143,7 @@ def test_ray_executor_without_ray_installed_is_a_one_line_error(repo_root: Path,
                                                                  tmp_path: Path) -> None:
     code = ("import sys\n"
             "sys.modules['ray'] = None  # what an install without the extra looks like\n"
-            "from wrapper.explore import main\n"
+            "from wrapper.explore.__main__ import main\n"
             f"sys.exit(main(['--executor', 'ray', '-o', {str(tmp_path / 'out')!r}]))\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True,
                           text=True, timeout=120)
