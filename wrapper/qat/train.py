@@ -30,6 +30,7 @@ from ..nets import MODELS, build_model
 from .data import DataBundle, DataSpec, load_data
 from .models import (BitConfig, load_float_weights, quant_layers, quantized_model,
                      validate_bits)
+from .quantizers import DEFAULT_QUANTIZER
 
 CHECKPOINT_FORMAT = "quantmap-qat-checkpoint-1"
 # Global gradient-norm limit. Low-bit layers can make a BatchNorm's batch variance nearly zero,
@@ -75,6 +76,7 @@ class TrainSettings:
     seed: int = 0
     device: str = "cpu"
     per_channel: bool = False
+    quantizer: str = DEFAULT_QUANTIZER
     calibration_batches: int = 8
     num_workers: int = 0
     progress: bool = True
@@ -89,6 +91,7 @@ class Checkpoint:
     bits: BitConfig | None = None
     per_channel: bool = False
     top1: float | None = None
+    quantizer: str = DEFAULT_QUANTIZER
 
 
 @dataclass(frozen=True)
@@ -228,13 +231,14 @@ def finetune(float_checkpoint: Checkpoint | str | Path, bits: Iterable[Sequence[
     generator = _seed_everything(settings)
     pairs = list(bits)
     net = quantized_model(start.model.name, pairs, per_channel=settings.per_channel,
-                          **start.model.kwargs())
+                          quantizer=settings.quantizer, **start.model.kwargs())
     config = validate_bits(pairs, len(quant_layers(net)))
     load_float_weights(net, start.state_dict, source=source)
     calibrate(net, bundle, settings)
     seconds, accuracy = _fit(net, bundle, settings, generator, desc=f"qat {start.model.name}")
     checkpoint = Checkpoint(model=start.model, state_dict=_cpu_state(net), bits=config,
-                            per_channel=settings.per_channel, top1=accuracy[-1])
+                            per_channel=settings.per_channel, top1=accuracy[-1],
+                            quantizer=settings.quantizer)
     if out is not None:
         save_checkpoint(checkpoint, out)
     return TrainResult(accuracy[-1], seconds, accuracy, checkpoint)
@@ -289,7 +293,7 @@ def evaluate_checkpoint(checkpoint: Checkpoint | str | Path, data: DataBundle | 
         net = build_model(saved.model.name, **saved.model.kwargs())
     else:
         net = quantized_model(saved.model.name, saved.bits, per_channel=saved.per_channel,
-                              source=source, **saved.model.kwargs())
+                              quantizer=saved.quantizer, source=source, **saved.model.kwargs())
     try:
         net.load_state_dict(saved.state_dict)
     except RuntimeError:
@@ -311,6 +315,7 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> None:
         "model": asdict(checkpoint.model),
         "bits": None if checkpoint.bits is None else [list(p) for p in checkpoint.bits],
         "per_channel": checkpoint.per_channel,
+        "quantizer": checkpoint.quantizer,
         "top1": checkpoint.top1,
         "state_dict": checkpoint.state_dict,
     }
@@ -337,7 +342,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         bits = payload["bits"]
         return Checkpoint(model=ModelSpec(**payload["model"]), state_dict=payload["state_dict"],
                           bits=None if bits is None else tuple((a, w) for a, w in bits),
-                          per_channel=bool(payload["per_channel"]), top1=payload["top1"])
+                          per_channel=bool(payload["per_channel"]), top1=payload["top1"],
+                          # checkpoints written before quantizers were selectable used maxabs
+                          quantizer=payload.get("quantizer", "maxabs"))
     except Exception as exc:  # any unpickling/shape failure means "not our checkpoint"
         raise ConfigError(f"not a QuantMap QAT checkpoint ({type(exc).__name__})", file=source,
                           field="checkpoint", fix="use a file written by 'python -m wrapper.qat "
