@@ -80,6 +80,39 @@ def test_float_checkpoint_loads_into_the_quantized_net() -> None:
         load_float_weights(quant_net, other.state_dict(), source="x.pt")
 
 
+def _zero_fraction(net: torch.nn.Module) -> float:
+    codes = torch.cat([c.flatten() for c in integer_weights(net)])
+    return float((codes == 0).float().mean())
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_learned_scales_start_from_mse_clipping_not_max_abs(per_channel: bool) -> None:
+    """At 2 bits a max|w| scale rounds most weights to 0; the MSE-optimal start does not, and
+    its scales are parameters the optimizer trains."""
+    weights = build_model("mobilenet_v1", **SMALL).state_dict()
+    generator = torch.Generator().manual_seed(0)
+    for value in weights.values():  # bell-shaped, like trained weights (the init is uniform)
+        if value.dim() in (2, 4):
+            value.copy_(0.1 * torch.randn(value.shape, generator=generator))
+    nets = {}
+    for kind in ("maxabs", "learned"):
+        nets[kind] = quantized_model("mobilenet_v1", [(8, 2)] * 28, quantizer=kind,
+                                     per_channel=per_channel, **SMALL)
+        load_float_weights(nets[kind], weights)
+    assert _zero_fraction(nets["maxabs"]) > 0.7
+    assert _zero_fraction(nets["learned"]) < 0.5
+    learned = dict(nets["learned"].named_parameters())
+    scales = [name for name in learned
+              if name.endswith("weight_quant.tensor_quant.scaling_impl.value")]
+    assert len(scales) == 28 and all(learned[name].requires_grad for name in scales)
+    assert not any("weight_quant" in name for name, _ in nets["maxabs"].named_parameters())
+
+
+def test_unknown_quantizer_is_a_one_line_error() -> None:
+    with pytest.raises(ConfigError, match="unknown quantizer 'lerned'.*did you mean 'learned'"):
+        quantized_model("mobilenet_v1", [(8, 8)] * 28, quantizer="lerned", **SMALL)
+
+
 @pytest.mark.parametrize("bits, error, text", [
     ([(8, 8)] * 27, ConfigError, "27 .A, W. pairs but the net has 28"),
     ([(8, 8)] * 27 + [(8, 0)], PrecisionError, "layer 27: W = 0 bits is outside 1..16"),

@@ -5,7 +5,8 @@ that returns Brevitas layers. Layer ``i`` of the factory is layer ``i`` of ``wra
 and of the search genome, and it carries BOTH of its bit widths itself:
 
 * ``W_i``: a signed symmetric weight quantizer on the layer (narrow range, so 2..16 bits give at
-  most 2^W - 1 levels; 1 bit is binary {-s, +s} with s = mean |w|); per-tensor or per-channel.
+  most 2^W - 1 levels; 1 bit is binary {-s, +s}); per-tensor or per-channel scales, learned or
+  set from max|w| (the quantizer families of ``wrapper.qat.quantizers``).
 * ``A_i``: a quantizer on the layer's INPUT (Brevitas ``input_quant``), so the activation bits
   the hardware model charges for layer i's Inputs are the ones the network uses there, with no
   off-by-one shift to the previous layer's output. Unsigned when the input comes from a ReLU;

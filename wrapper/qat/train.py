@@ -10,6 +10,7 @@ candidate on the same machine always scores the same.
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 import os
 import sys
@@ -20,13 +21,13 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
-from brevitas.graph.calibrate import calibration_mode
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..errors import ConfigError, DataError
 from ..nets import MODELS, build_model
+from .calibration import calibrate_activations, recalibrate_batchnorm
 from .data import DataBundle, DataSpec, load_data
 from .models import (BitConfig, load_float_weights, quant_layers, quantized_model,
                      validate_bits)
@@ -78,6 +79,7 @@ class TrainSettings:
     per_channel: bool = False
     quantizer: str = DEFAULT_QUANTIZER
     calibration_batches: int = 8
+    bn_recalibration_batches: int = 8
     num_workers: int = 0
     progress: bool = True
 
@@ -109,7 +111,8 @@ def _check_settings(settings: TrainSettings) -> None:
         if not getattr(settings, name) > 0:
             raise ConfigError(f"{name} = {getattr(settings, name)} must be > 0",
                               field=f"qat.{name}", fix="use a positive value")
-    for name in ("weight_decay", "momentum", "calibration_batches", "num_workers"):
+    for name in ("weight_decay", "momentum", "calibration_batches", "bn_recalibration_batches",
+                 "num_workers"):
         if getattr(settings, name) < 0:
             raise ConfigError(f"{name} = {getattr(settings, name)} must be >= 0",
                               field=f"qat.{name}", fix="use 0 or a positive value")
@@ -155,9 +158,18 @@ def evaluate(model: nn.Module, dataset: Dataset, settings: TrainSettings) -> flo
     return correct / total
 
 
+def _first_batches(data: DataBundle, settings: TrainSettings, count: int) -> Iterable[torch.Tensor]:
+    """The images of the first ``count`` unshuffled training batches (a fixed sample)."""
+    batches = _loader(data.train, settings, train=False)
+    return (images for images, _ in itertools.islice(batches, count))
+
+
 def _fit(model: nn.Module, data: DataBundle, settings: TrainSettings, generator: torch.Generator,
-         desc: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """SGD with momentum and a per-step cosine schedule; returns per-epoch seconds and top-1."""
+         desc: str, recalibrate: bool = False) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """SGD with momentum and a per-step cosine schedule; returns per-epoch seconds and top-1.
+
+    With ``recalibrate`` (QAT), BatchNorm statistics are re-estimated before each evaluation.
+    """
     device = torch.device(settings.device)
     model.to(device)
     batches = _loader(data.train, settings, train=True, generator=generator)
@@ -186,6 +198,9 @@ def _fit(model: nn.Module, data: DataBundle, settings: TrainSettings, generator:
                 schedule.step()
                 bar.update()
                 bar.set_postfix(epoch=epoch + 1, loss=f"{value:.3f}")
+            if recalibrate and settings.bn_recalibration_batches:
+                recalibrate_batchnorm(model, _first_batches(
+                    data, settings, settings.bn_recalibration_batches), device)
             seconds.append(time.perf_counter() - start)
             accuracy.append(evaluate(model, data.val, settings))
             bar.set_postfix(epoch=epoch + 1, val_top1=f"{accuracy[-1]:.3f}")
@@ -234,37 +249,17 @@ def finetune(float_checkpoint: Checkpoint | str | Path, bits: Iterable[Sequence[
                           quantizer=settings.quantizer, **start.model.kwargs())
     config = validate_bits(pairs, len(quant_layers(net)))
     load_float_weights(net, start.state_dict, source=source)
-    calibrate(net, bundle, settings)
-    seconds, accuracy = _fit(net, bundle, settings, generator, desc=f"qat {start.model.name}")
+    calibrate_activations(net, _first_batches(bundle, settings,
+                                              max(1, settings.calibration_batches)),
+                          torch.device(settings.device))
+    seconds, accuracy = _fit(net, bundle, settings, generator, desc=f"qat {start.model.name}",
+                             recalibrate=True)
     checkpoint = Checkpoint(model=start.model, state_dict=_cpu_state(net), bits=config,
                             per_channel=settings.per_channel, top1=accuracy[-1],
                             quantizer=settings.quantizer)
     if out is not None:
         save_checkpoint(checkpoint, out)
     return TrainResult(accuracy[-1], seconds, accuracy, checkpoint)
-
-
-def calibrate(net: nn.Module, data: DataBundle, settings: TrainSettings) -> None:
-    """Set the activation quantizers' scales from float statistics before QAT.
-
-    Without this, Brevitas collects statistics during the first 300 training steps, longer than
-    a short QAT run, and the learned scales would never take over. BatchNorm runs in training
-    mode, as in the QAT steps that follow, so the scales fit the activations training will see
-    even when the checkpoint's running statistics are poor (an under-trained float model gave
-    scales 10^6 too small and exploding gradients); its running statistics are restored after.
-    """
-    device = torch.device(settings.device)
-    net.to(device).train()
-    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [{k: v.clone() for k, v in norm.state_dict().items()} for norm in norms]
-    batches = _loader(data.train, settings, train=False)
-    with torch.no_grad(), calibration_mode(net):
-        for step, (images, _) in enumerate(batches):
-            if step >= max(1, settings.calibration_batches):
-                break
-            net(images.to(device))
-    for norm, state in zip(norms, saved):
-        norm.load_state_dict(state)
 
 
 def evaluate_bit_config(model_name: str, bits: Iterable[Sequence[int]],
