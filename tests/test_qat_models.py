@@ -11,6 +11,7 @@ from wrapper.precision import Precision
 from wrapper.qat.models import (bits_from_precisions, input_signedness, integer_inputs,
                                 integer_weights, load_float_weights, quant_layers,
                                 quantized_model, validate_bits)
+from wrapper.qat.quantizers import MseClipThreshold
 from wrapper.workload import extract_layers
 
 SMALL = {"width_mult": 0.25, "num_classes": 10}
@@ -106,6 +107,33 @@ def test_learned_scales_start_from_mse_clipping_not_max_abs(per_channel: bool) -
               if name.endswith("weight_quant.tensor_quant.scaling_impl.value")]
     assert len(scales) == 28 and all(learned[name].requires_grad for name in scales)
     assert not any("weight_quant" in name for name, _ in nets["maxabs"].named_parameters())
+
+
+@pytest.mark.parametrize("signed, narrow", [(True, True), (True, False), (False, False)])
+def test_clip_threshold_minimises_the_quantization_error(signed: bool, narrow: bool) -> None:
+    rows = torch.randn(3, 4000, generator=torch.Generator().manual_seed(0)) * torch.tensor(
+        [[0.1], [1.0], [10.0]])
+    if not signed:
+        rows = rows.relu()
+    for bits in (2, 3, 8):
+        clip = MseClipThreshold(bits, signed, narrow, stats_reduce_dim=1)
+        best = clip(rows)
+        largest = rows.abs().amax(1)
+        assert best.shape == (3,) and torch.all(best <= largest)
+        levels = -clip.low if signed else clip.high
+
+        def error(threshold: torch.Tensor) -> torch.Tensor:
+            scale = (threshold / levels).unsqueeze(1)
+            quantized = (rows / scale).round().clamp(clip.low, clip.high) * scale
+            return (quantized - rows).square().sum(1)
+
+        assert torch.all(error(best) <= error(largest))
+        assert torch.all(error(best) <= error(largest / 2))
+        if bits == 2:  # a 2-bit grid clips far below the largest value
+            assert torch.all(best < 0.6 * largest)
+    whole = MseClipThreshold(2, signed, narrow)(rows[1])  # per tensor: one threshold
+    per_row = MseClipThreshold(2, signed, narrow, stats_reduce_dim=1)(rows)
+    assert whole.shape == () and torch.isclose(whole, per_row[1])
 
 
 def test_unknown_quantizer_is_a_one_line_error() -> None:

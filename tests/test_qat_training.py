@@ -89,7 +89,6 @@ def test_2bit_everywhere_is_measurably_worse(float_run: TrainResult, eight_bit_r
     assert two_bit.top1 < eight_bit_run.top1 - 0.10
 
 
-@pytest.mark.parametrize("quantizer", QUANTIZERS)
 def test_learned_scales_recover_2bit_weights_that_maxabs_loses(
         float_run: TrainResult, digits: DataBundle) -> None:
     """2-bit weights, 8-bit activations: with max|w| scales most weights round to 0 and the net
@@ -108,6 +107,7 @@ def test_learned_scales_recover_2bit_weights_that_maxabs_loses(
     assert len(moved) == N_V1
 
 
+@pytest.mark.parametrize("quantizer", QUANTIZERS)
 def test_qat_applies_every_layers_own_bits_and_is_deterministic(
         float_run: TrainResult, digits: DataBundle, quantizer: str) -> None:
     bits = _mixed(N_V1)

@@ -2,7 +2,8 @@
 
 The search scores every candidate bit configuration with ``evaluate_bit_config``: start from the
 float checkpoint, calibrate the activation quantizers on a few training batches, fine-tune a few
-epochs with SGD (momentum, cosine learning rate, weight decay), return validation top-1. All
+epochs with SGD (momentum, cosine learning rate by bit width, weight decay), re-estimate the
+BatchNorm statistics, return validation top-1. All
 randomness (shuffling, augmentation, dropout) comes from ``TrainSettings.seed``, so the same
 candidate on the same machine always scores the same.
 """
@@ -16,7 +17,7 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -32,6 +33,7 @@ from .data import DataBundle, DataSpec, load_data
 from .models import (BitConfig, load_float_weights, quant_layers, quantized_model,
                      validate_bits)
 from .quantizers import DEFAULT_QUANTIZER
+from .recipe import lr_factor
 
 CHECKPOINT_FORMAT = "quantmap-qat-checkpoint-1"
 # Global gradient-norm limit. Low-bit layers can make a BatchNorm's batch variance nearly zero,
@@ -67,7 +69,13 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Optimizer and run settings; the defaults are the QAT recipe of METHOD.md section 4."""
+    """Optimizer and run settings; the defaults are the QAT recipe of METHOD.md section 4.
+
+    QAT only: ``quantizer`` names the quantizer family (``wrapper.qat.quantizers``);
+    ``bn_recalibration_batches`` training batches re-estimate BatchNorm statistics before each
+    evaluation (0: keep the running averages); ``scale_lr_by_bits`` multiplies ``lr`` by the
+    factor measured for the candidate's lowest bit widths (``wrapper.qat.recipe``).
+    """
 
     epochs: int = 5
     lr: float = 0.1
@@ -80,6 +88,7 @@ class TrainSettings:
     quantizer: str = DEFAULT_QUANTIZER
     calibration_batches: int = 8
     bn_recalibration_batches: int = 8
+    scale_lr_by_bits: bool = True
     num_workers: int = 0
     progress: bool = True
 
@@ -252,6 +261,8 @@ def finetune(float_checkpoint: Checkpoint | str | Path, bits: Iterable[Sequence[
     calibrate_activations(net, _first_batches(bundle, settings,
                                               max(1, settings.calibration_batches)),
                           torch.device(settings.device))
+    if settings.scale_lr_by_bits:
+        settings = replace(settings, lr=settings.lr * lr_factor(config))
     seconds, accuracy = _fit(net, bundle, settings, generator, desc=f"qat {start.model.name}",
                              recalibrate=True)
     checkpoint = Checkpoint(model=start.model, state_dict=_cpu_state(net), bits=config,
