@@ -11,8 +11,9 @@ before the bit-width recipe) under each setup:
 * ``learned-only``: learned scales, otherwise ``before`` (what the quantizers alone change);
 * ``after``: the defaults (learned scales, BatchNorm re-estimation, lr by bit width).
 
-Prints one row per configuration (top-1 in %, mean over seeds) and the median seconds per QAT
-epoch, on one thread.
+Prints one row per configuration (top-1 in %, mean over seeds), then the median seconds per QAT
+epoch (BatchNorm re-estimation included) and per candidate (build, calibration, QAT, evaluation:
+what the search pays per bit configuration), on one thread.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def main() -> None:
     start = train_float(spec, data, FLOAT)
     n_layers = layer_count(spec.name, **spec.kwargs())
     seconds: dict[str, list[float]] = {setup: [] for setup in args.setups}
+    candidate: dict[str, list[float]] = {setup: [] for setup in args.setups}
     print(f"mobilenet_v1 x0.25 @32px, digits ({len(data.train)} train / {len(data.val)} val), "
           f"QAT {args.epochs} epoch(s) at lr {QAT_LR}, seeds {args.seeds}, 1 thread")
     print(f"{'config':8s}" + "".join(f"{setup:>14s}" for setup in args.setups))
@@ -71,13 +73,16 @@ def main() -> None:
             for seed in args.seeds:
                 settings = replace(TrainSettings(epochs=args.epochs, lr=QAT_LR, seed=seed,
                                                  progress=False), **SETUPS[setup])
+                begin_candidate = time.perf_counter()
                 result = finetune(start.checkpoint, [(act_bits, weight_bits)] * n_layers, data,
                                   settings)
+                candidate[setup].append(time.perf_counter() - begin_candidate)
                 top1.append(result.top1)
                 seconds[setup].extend(result.epoch_seconds)
             row.append(100 * statistics.mean(top1))
         print(f"{label:8s}" + "".join(f"{value:14.1f}" for value in row), flush=True)
-    print(f"{'s/epoch':8s}" + "".join(f"{statistics.median(seconds[s]):14.2f}"
+    for label, values in (("s/epoch", seconds), ("s/cand", candidate)):
+        print(f"{label:8s}" + "".join(f"{statistics.median(values[s]):14.2f}"
                                       for s in args.setups))
     print(f"float training: {statistics.median(start.epoch_seconds):.2f} s/epoch; "
           f"total wall time {time.perf_counter() - begin:.0f} s")
