@@ -3,9 +3,9 @@
 The search scores every candidate bit configuration with ``evaluate_bit_config``: start from the
 float checkpoint, calibrate the activation quantizers on a few training batches, fine-tune a few
 epochs with SGD (momentum, cosine learning rate by bit width, weight decay), re-estimate the
-BatchNorm statistics, return validation top-1. All
-randomness (shuffling, augmentation, dropout) comes from ``TrainSettings.seed``, so the same
-candidate on the same machine always scores the same.
+BatchNorm statistics, return validation top-1. All randomness (shuffling, augmentation, dropout)
+comes from ``TrainSettings.seed``, so the same candidate on the same machine always scores the
+same.
 """
 
 from __future__ import annotations
