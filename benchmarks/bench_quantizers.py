@@ -1,6 +1,7 @@
 """Top-1 on digits per uniform bit width, before and after learned quantizer scales (by hand).
 
-    python benchmarks/bench_quantizers.py [--epochs 1] [--seeds 0] [--setups before after]
+    python benchmarks/bench_quantizers.py [--epochs 1] [--seeds 0 1 2] [--per-channel]
+                                          [--setups before learned-only after]
 
 Trains one float MobileNetV1 x0.25 at 32 px with the search's float recipe, then fine-tunes every
 uniform W/A configuration from it with the search's per-candidate QAT budget (one epoch, lr 0.01
@@ -52,6 +53,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0],
                         help="QAT seeds (batch order) to average over")
     parser.add_argument("--setups", nargs="+", default=list(SETUPS), choices=list(SETUPS))
+    parser.add_argument("--per-channel", action="store_true", help="per-channel weight scales")
     args = parser.parse_args()
     torch.set_num_threads(1)
     begin = time.perf_counter()
@@ -63,7 +65,8 @@ def main() -> None:
     seconds: dict[str, list[float]] = {setup: [] for setup in args.setups}
     candidate: dict[str, list[float]] = {setup: [] for setup in args.setups}
     print(f"mobilenet_v1 x0.25 @32px, digits ({len(data.train)} train / {len(data.val)} val), "
-          f"QAT {args.epochs} epoch(s) at lr {QAT_LR}, seeds {args.seeds}, 1 thread")
+          f"QAT {args.epochs} epoch(s) at lr {QAT_LR}, seeds {args.seeds}, "
+          f"{'per-channel' if args.per_channel else 'per-tensor'} weight scales, 1 thread")
     print(f"{'config':8s}" + "".join(f"{setup:>14s}" for setup in args.setups))
     print(f"{'float':8s}" + f"{100 * start.top1:14.1f}" * len(args.setups))
     for label, weight_bits, act_bits in CONFIGS:
@@ -72,7 +75,8 @@ def main() -> None:
             top1 = []
             for seed in args.seeds:
                 settings = replace(TrainSettings(epochs=args.epochs, lr=QAT_LR, seed=seed,
-                                                 progress=False), **SETUPS[setup])
+                                                 per_channel=args.per_channel, progress=False),
+                                   **SETUPS[setup])
                 begin_candidate = time.perf_counter()
                 result = finetune(start.checkpoint, [(act_bits, weight_bits)] * n_layers, data,
                                   settings)
