@@ -94,8 +94,9 @@ def test_learned_scales_recover_2bit_weights_that_maxabs_loses(
     """2-bit weights, 8-bit activations: with max|w| scales most weights round to 0 and the net
     cannot learn in a short QAT; learned scales from MSE clipping keep most of the accuracy."""
     bits = [(8, 2)] * N_V1
-    maxabs = finetune(float_run.checkpoint, bits, digits, replace(QAT, quantizer="maxabs"))
-    learned = finetune(float_run.checkpoint, bits, digits, QAT)
+    one_epoch = replace(QAT, epochs=1)
+    maxabs = finetune(float_run.checkpoint, bits, digits, replace(one_epoch, quantizer="maxabs"))
+    learned = finetune(float_run.checkpoint, bits, digits, one_epoch)
     assert learned.top1 >= 0.75 and learned.top1 >= maxabs.top1 + 0.3
     start = quantized_model("mobilenet_v1", bits, width_mult=0.25, num_classes=10)
     load_float_weights(start, float_run.checkpoint.state_dict)
