@@ -18,6 +18,7 @@ from wrapper.qat.models import (
     quantized_model,
     validate_bits,
 )
+from wrapper.qat.quantizers import MseClipThreshold
 from wrapper.spec.precision import Precision
 
 SMALL = {"width_mult": 0.25, "num_classes": 10}
@@ -85,6 +86,66 @@ def test_float_checkpoint_loads_into_the_quantized_net() -> None:
     other = build_model("mobilenet_v2", width_mult=0.5, num_classes=10)
     with pytest.raises(ConfigError, match="does not fit the net"):
         load_float_weights(quant_net, other.state_dict(), source="x.pt")
+
+
+def _zero_fraction(net: torch.nn.Module) -> float:
+    codes = torch.cat([c.flatten() for c in integer_weights(net)])
+    return float((codes == 0).float().mean())
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_learned_scales_start_from_mse_clipping_not_max_abs(per_channel: bool) -> None:
+    """At 2 bits a max|w| scale rounds most weights to 0; the MSE-optimal start does not, and
+    its scales are parameters the optimizer trains."""
+    weights = build_model("mobilenet_v1", **SMALL).state_dict()
+    generator = torch.Generator().manual_seed(0)
+    for value in weights.values():  # bell-shaped, like trained weights (the init is uniform)
+        if value.dim() in (2, 4):
+            value.copy_(0.1 * torch.randn(value.shape, generator=generator))
+    nets = {}
+    for kind in ("maxabs", "learned"):
+        nets[kind] = quantized_model("mobilenet_v1", [(8, 2)] * 28, quantizer=kind,
+                                     per_channel=per_channel, **SMALL)
+        load_float_weights(nets[kind], weights)
+    assert _zero_fraction(nets["maxabs"]) > 0.7
+    assert _zero_fraction(nets["learned"]) < 0.5
+    learned = dict(nets["learned"].named_parameters())
+    scales = [name for name in learned
+              if name.endswith("weight_quant.tensor_quant.scaling_impl.value")]
+    assert len(scales) == 28 and all(learned[name].requires_grad for name in scales)
+    assert not any("weight_quant" in name for name, _ in nets["maxabs"].named_parameters())
+
+
+@pytest.mark.parametrize("signed, narrow", [(True, True), (True, False), (False, False)])
+def test_clip_threshold_minimises_the_quantization_error(signed: bool, narrow: bool) -> None:
+    rows = torch.randn(3, 4000, generator=torch.Generator().manual_seed(0)) * torch.tensor(
+        [[0.1], [1.0], [10.0]])
+    if not signed:
+        rows = rows.relu()
+    for bits in (2, 3, 8):
+        clip = MseClipThreshold(bits, signed, narrow, stats_reduce_dim=1)
+        best = clip(rows)
+        largest = rows.abs().amax(1)
+        assert best.shape == (3,) and torch.all(best <= largest)
+        levels = -clip.low if signed else clip.high
+
+        def error(threshold: torch.Tensor) -> torch.Tensor:
+            scale = (threshold / levels).unsqueeze(1)
+            quantized = (rows / scale).round().clamp(clip.low, clip.high) * scale
+            return (quantized - rows).square().sum(1)
+
+        assert torch.all(error(best) <= error(largest))
+        assert torch.all(error(best) <= error(largest / 2))
+        if bits == 2:  # a 2-bit grid clips far below the largest value
+            assert torch.all(best < 0.6 * largest)
+    whole = MseClipThreshold(2, signed, narrow)(rows[1])  # per tensor: one threshold
+    per_row = MseClipThreshold(2, signed, narrow, stats_reduce_dim=1)(rows)
+    assert whole.shape == () and torch.isclose(whole, per_row[1])
+
+
+def test_unknown_quantizer_is_a_one_line_error() -> None:
+    with pytest.raises(ConfigError, match="unknown quantizer 'lerned'.*did you mean 'learned'"):
+        quantized_model("mobilenet_v1", [(8, 8)] * 28, quantizer="lerned", **SMALL)
 
 
 @pytest.mark.parametrize("bits, error, text", [

@@ -6,6 +6,7 @@ from it, which keeps the whole file to a few seconds of training per test on one
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
@@ -16,7 +17,14 @@ from torch.utils.data import Subset
 from wrapper.errors import ConfigError
 from wrapper.network.mobilenets import build_model
 from wrapper.qat.data import DataBundle, DataSpec, load_data
-from wrapper.qat.models import integer_inputs, integer_weights, quant_layers, quantized_model
+from wrapper.qat.models import (
+    integer_inputs,
+    integer_weights,
+    load_float_weights,
+    quant_layers,
+    quantized_model,
+)
+from wrapper.qat.settings import QUANTIZERS
 from wrapper.qat.train import (
     Checkpoint,
     ModelSpec,
@@ -95,12 +103,33 @@ def test_2bit_everywhere_is_measurably_worse(float_run: TrainResult, eight_bit_r
     assert two_bit.top1 < eight_bit_run.top1 - 0.10
 
 
-def test_qat_applies_every_layers_own_bits_and_is_deterministic(
+def test_learned_scales_recover_2bit_weights_that_maxabs_loses(
         float_run: TrainResult, digits: DataBundle) -> None:
+    """2-bit weights, 8-bit activations: with max|w| scales most weights round to 0 and the net
+    cannot learn in a short QAT; learned scales from MSE clipping keep most of the accuracy."""
+    bits = [(8, 2)] * N_V1
+    one_epoch = replace(QAT, epochs=1)
+    maxabs = finetune(float_run.checkpoint, bits, digits, replace(one_epoch, quantizer="maxabs"))
+    learned = finetune(float_run.checkpoint, bits, digits, one_epoch)
+    assert learned.top1 >= 0.75 and learned.top1 >= maxabs.top1 + 0.3
+    start = quantized_model("mobilenet_v1", bits, width_mult=0.25, num_classes=10)
+    load_float_weights(start, float_run.checkpoint.state_dict)
+    integer_weights(start)  # the first use sets the scales from the float weights
+    trained = learned.checkpoint.state_dict
+    moved = [name for name, value in start.state_dict().items()
+             if name.endswith("weight_quant.tensor_quant.scaling_impl.value")
+             and not torch.allclose(value, trained[name])]
+    assert len(moved) == N_V1
+
+
+@pytest.mark.parametrize("quantizer", QUANTIZERS)
+def test_qat_applies_every_layers_own_bits_and_is_deterministic(
+        float_run: TrainResult, digits: DataBundle, quantizer: str) -> None:
     bits = _mixed(N_V1)
-    settings = TrainSettings(epochs=1, lr=0.01, progress=False)
+    settings = TrainSettings(epochs=1, lr=0.01, quantizer=quantizer, progress=False)
     tuned = finetune(float_run.checkpoint, bits, digits, settings)
-    net = quantized_model("mobilenet_v1", bits, width_mult=0.25, num_classes=10)
+    net = quantized_model("mobilenet_v1", bits, quantizer=quantizer, width_mult=0.25,
+                          num_classes=10)
     net.load_state_dict(tuned.checkpoint.state_dict)
     images = torch.stack([digits.val[i][0] for i in range(64)])
     _assert_bits_hold(net, bits, images, per_channel=False)
@@ -125,6 +154,15 @@ def test_mobilenet_v2_per_channel_qat_round_trips_through_a_checkpoint(
     _assert_bits_hold(net, bits, torch.stack([small.val[i][0] for i in range(16)]),
                       per_channel=True)
     assert evaluate_checkpoint(tmp_path / "v2.pt", small, settings) == tuned.top1
+
+
+def test_checkpoints_without_a_quantizer_name_were_maxabs(float_run: TrainResult,
+                                                         tmp_path: Path) -> None:
+    save_checkpoint(float_run.checkpoint, tmp_path / "f.pt")
+    payload = torch.load(tmp_path / "f.pt", weights_only=True)
+    assert payload.pop("quantizer") == "learned"
+    torch.save(payload, tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path / "old.pt").quantizer == "maxabs"
 
 
 def test_evaluate_bit_config_refuses_a_checkpoint_of_another_model(

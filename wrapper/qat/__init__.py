@@ -1,8 +1,10 @@
 """Quantization-aware training with Brevitas: the accuracy objective of the search.
 
-``models`` builds MobileNets whose layer i carries its own (A_i, W_i); ``data`` loads digits,
-CIFAR-10 or ImageNet folders; ``train`` pre-trains, fine-tunes and evaluates. The search calls
-``evaluate_bit_config``; ``python -m wrapper.qat`` exposes the same functions on the command line.
+``models`` builds MobileNets whose layer i carries its own (A_i, W_i) with the quantizers of
+``quantizers`` (learned or max|w| scales); ``data`` loads digits, CIFAR-10 or ImageNet folders;
+``train`` pre-trains, fine-tunes (learning rate by bit width from ``recipe``, statistics passes
+from ``calibration``) and evaluates. The search calls ``evaluate_bit_config``;
+``python -m wrapper.qat`` exposes the same functions on the command line.
 """
 
 import warnings

@@ -23,7 +23,7 @@ from ..spec.settings import check_settings
 from ..spec.yamlio import write_text_atomic
 from .data import load_data
 from .models import bits_from_precisions, layer_count
-from .settings import DATA_KINDS, DataSpec, ModelSpec, TrainSettings
+from .settings import DATA_KINDS, QUANTIZERS, DataSpec, ModelSpec, TrainSettings
 from .train import evaluate_checkpoint, finetune, load_checkpoint, train_float
 
 _DEFAULTS = TrainSettings()
@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="i<A>w<W>o<O> labels (output width unused, may be '-'): one for all "
                            "layers or one per layer in wrapper.workload order")
     tune.add_argument("--per-channel", action="store_true", help="per-channel weight scales")
+    tune.add_argument("--quantizer", default=_DEFAULTS.quantizer, choices=QUANTIZERS,
+                      help="learned: trained scales from MSE-optimal clipping (default); "
+                           "maxabs: weight scale max|w|, not trained")
     tune.add_argument("--out", default=None, help="quantized checkpoint file to write")
 
     check = commands.add_parser("eval", help="top-1 of a float or quantized checkpoint")
@@ -95,6 +98,7 @@ def _settings(args: argparse.Namespace) -> TrainSettings:
                 if hasattr(args, name)}
     settings = TrainSettings(batch_size=args.batch_size, seed=args.seed, device=args.device,
                              per_channel=getattr(args, "per_channel", False),
+                             quantizer=getattr(args, "quantizer", _DEFAULTS.quantizer),
                              num_workers=args.workers, progress=not args.no_progress, **training)
     check_settings(settings, "qat", "command line")
     return settings

@@ -1,11 +1,12 @@
 """Quantized MobileNets with one (A_i, W_i) per quantizable layer, built with Brevitas.
 
-The nets come from ``wrapper.nets`` through a ``LayerFactory``; this module supplies the factory
-that returns Brevitas layers. Layer ``i`` of the factory is layer ``i`` of ``wrapper.workload``
+The nets come from ``wrapper.network.mobilenets`` through a ``LayerFactory``; this module supplies the factory
+that returns Brevitas layers. Layer ``i`` of the factory is layer ``i`` of ``wrapper.network.layers``
 and of the search genome, and it carries BOTH of its bit widths itself:
 
 * ``W_i``: a signed symmetric weight quantizer on the layer (narrow range, so 2..16 bits give at
-  most 2^W - 1 levels; 1 bit is binary {-s, +s} with s = mean |w|); per-tensor or per-channel.
+  most 2^W - 1 levels; 1 bit is binary {-s, +s}); per-tensor or per-channel scales, learned or
+  set from max|w| (the quantizer families of ``wrapper.qat.quantizers``).
 * ``A_i``: a quantizer on the layer's INPUT (Brevitas ``input_quant``), so the activation bits
   the hardware model charges for layer i's Inputs are the ones the network uses there, with no
   off-by-one shift to the previous layer's output. Unsigned when the input comes from a ReLU;
@@ -25,20 +26,15 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 import torch
-from brevitas.inject.enum import QuantType, RestrictValueType, StatsOp
 from brevitas.nn import QuantConv2d, QuantLinear
 from brevitas.nn.quant_layer import QuantWeightBiasInputOutputLayer
-from brevitas.quant import (
-    Int8ActPerTensorFloat,
-    Int8WeightPerChannelFloat,
-    Int8WeightPerTensorFloat,
-    Uint8ActPerTensorFloat,
-)
 from torch import Tensor, nn
 
 from ..errors import ConfigError, PrecisionError
 from ..network.mobilenets import LayerFactory, build_model
 from ..spec.precision import Precision
+from .quantizers import check_quantizer, input_quantizer, weight_quantizer
+from .settings import DEFAULT_QUANTIZER
 
 MIN_BITS, MAX_BITS = 1, 16
 BitConfig = tuple[tuple[int, int], ...]  # (A_i, W_i) per quantizable layer
@@ -49,23 +45,21 @@ class BrevitasFactory(LayerFactory):
     """Creates layer ``i`` as a Brevitas layer with weight bits W_i and input bits A_i."""
 
     def __init__(self, bits: BitConfig, signed_inputs: Sequence[bool],
-                 per_channel: bool = False) -> None:
+                 per_channel: bool = False, quantizer: str = DEFAULT_QUANTIZER) -> None:
         if len(signed_inputs) != len(bits):
             raise ValueError("one signedness flag per layer is required")
         self.bits = bits
         self.signed_inputs = tuple(signed_inputs)
         self.per_channel = per_channel
+        self.quantizer = check_quantizer(quantizer)
 
     def _quant_kwargs(self, index: int) -> dict[str, object]:
         act_bits, weight_bits = self.bits[index]
         return {
-            "weight_quant": _weight_quantizer(weight_bits, self.per_channel),
+            "weight_quant": weight_quantizer(self.quantizer, weight_bits, self.per_channel),
             "weight_bit_width": weight_bits,
-            "input_quant": (Int8ActPerTensorFloat if self.signed_inputs[index]
-                            else Uint8ActPerTensorFloat),
+            "input_quant": input_quantizer(self.quantizer, self.signed_inputs[index]),
             "input_bit_width": act_bits,
-            # learn log2(scale): steps are relative and a scale can never turn negative
-            "input_restrict_scaling_type": RestrictValueType.LOG_FP,
             "return_quant_tensor": False,
         }
 
@@ -77,16 +71,6 @@ class BrevitasFactory(LayerFactory):
     def linear(self, index: int, in_f: int, out_f: int) -> nn.Module:
         return QuantLinear(in_f, out_f, bias=True, **self._quant_kwargs(index))
 
-
-def _weight_quantizer(bits: int, per_channel: bool) -> type:
-    """Narrow signed symmetric integer quantizer; binary (sign * mean|w|) at 1 bit.
-
-    A narrow 1-bit integer would only hold 0, so 1 bit uses Brevitas' binary quantizer instead.
-    """
-    base = Int8WeightPerChannelFloat if per_channel else Int8WeightPerTensorFloat
-    if bits == 1:
-        return base.let(quant_type=QuantType.BINARY, scaling_stats_op=StatsOp.AVE)
-    return base
 
 
 def count_layers(model: nn.Module) -> int:
@@ -176,11 +160,15 @@ def input_signedness(model: nn.Module) -> tuple[bool, ...]:
 
 
 def quantized_model(name: str, bits: Iterable[Sequence[int]], *, per_channel: bool = False,
-                    source: str = "<bits>", **model_kwargs: object) -> nn.Module:
-    """Build net ``name`` with Brevitas layers at the given per-layer (A_i, W_i) bit widths."""
+                    quantizer: str = DEFAULT_QUANTIZER, source: str = "<bits>",
+                    **model_kwargs: object) -> nn.Module:
+    """Build net ``name`` with Brevitas layers at the given per-layer (A_i, W_i) bit widths.
+
+    ``quantizer`` names the quantizer family (``wrapper.qat.quantizers``).
+    """
     float_model = build_model(name, **model_kwargs)
     config = validate_bits(bits, count_layers(float_model), source=source)
-    factory = BrevitasFactory(config, input_signedness(float_model), per_channel)
+    factory = BrevitasFactory(config, input_signedness(float_model), per_channel, quantizer)
     model = build_model(name, factory=factory, **model_kwargs)
     if len(quant_layers(model)) != len(config):
         raise ConfigError(f"net '{name}' created {len(quant_layers(model))} quantized layers for "

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from ..spec.settings import setting
 
 DATA_KINDS: tuple[str, ...] = ("digits", "cifar10", "imagenet")
+# Quantizer families (wrapper.qat.quantizers): learned scales, or scales fixed from max |x|.
+QUANTIZERS: tuple[str, ...] = ("learned", "maxabs")
+DEFAULT_QUANTIZER = "learned"
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,13 @@ class DataSpec:
 @dataclass(frozen=True)
 class TrainSettings:
     """Optimizer and run settings; the defaults are the paper's QAT recipe (SGD, momentum 0.9,
-    weight decay 1e-5)."""
+    weight decay 1e-5).
+
+    QAT only: ``quantizer`` names the quantizer family (``wrapper.qat.quantizers``);
+    ``bn_recalibration_batches`` training batches re-estimate BatchNorm statistics before each
+    evaluation (0: keep the running averages); ``scale_lr_by_bits`` multiplies ``lr`` by the
+    factor measured for the candidate's lowest bit widths (``wrapper.qat.recipe``).
+    """
 
     epochs: int = setting(5, minimum=1, help="training epochs")
     lr: float = setting(0.1, above=0.0, help="learning rate (cosine schedule)")
@@ -62,6 +71,11 @@ class TrainSettings:
     seed: int = setting(0, minimum=0, help="seed of initialisation and batch order")
     device: str = setting("cpu", pattern=r"cpu|cuda(:\d+)?", help="cpu, cuda or cuda:N")
     per_channel: bool = setting(False, help="per-channel weight scales")
+    quantizer: str = setting(DEFAULT_QUANTIZER, choices=QUANTIZERS,
+                             help="quantizer family: learned scales or max-abs scales")
     calibration_batches: int = setting(8, minimum=0, help="batches that set the quant scales")
+    bn_recalibration_batches: int = setting(8, minimum=0,
+                                            help="batches that re-estimate BatchNorm statistics")
+    scale_lr_by_bits: bool = setting(True, help="scale lr by the lowest bit widths' factor")
     num_workers: int = setting(0, minimum=0, help="data loader workers")
     progress: bool = setting(True, help="show progress bars")

@@ -2,14 +2,16 @@
 
 The search scores every candidate bit configuration with ``evaluate_bit_config``: start from the
 float checkpoint, calibrate the activation quantizers on a few training batches, fine-tune a few
-epochs with SGD (momentum, cosine learning rate, weight decay), return validation top-1. All
-randomness (shuffling, augmentation, dropout) comes from ``TrainSettings.seed``, so the same
-candidate on the same machine always scores the same.
+epochs with SGD (momentum, cosine learning rate by bit width, weight decay), re-estimate the
+BatchNorm statistics, return validation top-1. All randomness (shuffling, augmentation, dropout)
+comes from ``TrainSettings.seed``, so the same candidate on the same machine always scores the
+same.
 """
 
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
 import os
 import sys
@@ -20,16 +22,17 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
-from brevitas.graph.calibrate import calibration_mode
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..errors import ConfigError, DataError
 from ..network.mobilenets import MODELS, build_model
+from .calibration import calibrate_activations, recalibrate_batchnorm
 from .data import DataBundle, load_data
 from .models import BitConfig, load_float_weights, quant_layers, quantized_model, validate_bits
-from .settings import DataSpec, ModelSpec, TrainSettings
+from .recipe import lr_factor
+from .settings import DEFAULT_QUANTIZER, DataSpec, ModelSpec, TrainSettings
 
 CHECKPOINT_FORMAT = "quantmap-qat-checkpoint-1"
 # Global gradient-norm limit. Low-bit layers can make a BatchNorm's batch variance nearly zero,
@@ -47,6 +50,7 @@ class Checkpoint:
     bits: BitConfig | None = None
     per_channel: bool = False
     top1: float | None = None
+    quantizer: str = DEFAULT_QUANTIZER
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,8 @@ def _check_settings(settings: TrainSettings) -> None:
         if not getattr(settings, name) > 0:
             raise ConfigError(f"{name} = {getattr(settings, name)} must be > 0",
                               field=f"qat.{name}", fix="use a positive value")
-    for name in ("weight_decay", "momentum", "calibration_batches", "num_workers"):
+    for name in ("weight_decay", "momentum", "calibration_batches", "bn_recalibration_batches",
+                 "num_workers"):
         if getattr(settings, name) < 0:
             raise ConfigError(f"{name} = {getattr(settings, name)} must be >= 0",
                               field=f"qat.{name}", fix="use 0 or a positive value")
@@ -119,9 +124,18 @@ def evaluate(model: nn.Module, dataset: Dataset, settings: TrainSettings) -> flo
     return correct / total
 
 
+def _first_batches(data: DataBundle, settings: TrainSettings, count: int) -> Iterable[torch.Tensor]:
+    """The images of the first ``count`` unshuffled training batches (a fixed sample)."""
+    batches = _loader(data.train, settings, train=False)
+    return (images for images, _ in itertools.islice(batches, count))
+
+
 def _fit(model: nn.Module, data: DataBundle, settings: TrainSettings, generator: torch.Generator,
-         desc: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """SGD with momentum and a per-step cosine schedule; returns per-epoch seconds and top-1."""
+         desc: str, recalibrate: bool = False) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """SGD with momentum and a per-step cosine schedule; returns per-epoch seconds and top-1.
+
+    With ``recalibrate`` (QAT), BatchNorm statistics are re-estimated before each evaluation.
+    """
     device = torch.device(settings.device)
     model.to(device)
     batches = _loader(data.train, settings, train=True, generator=generator)
@@ -150,6 +164,9 @@ def _fit(model: nn.Module, data: DataBundle, settings: TrainSettings, generator:
                 schedule.step()
                 bar.update()
                 bar.set_postfix(epoch=epoch + 1, loss=f"{value:.3f}")
+            if recalibrate and settings.bn_recalibration_batches:
+                recalibrate_batchnorm(model, _first_batches(
+                    data, settings, settings.bn_recalibration_batches), device)
             seconds.append(time.perf_counter() - start)
             accuracy.append(evaluate(model, data.val, settings))
             bar.set_postfix(epoch=epoch + 1, val_top1=f"{accuracy[-1]:.3f}")
@@ -198,39 +215,22 @@ def finetune(float_checkpoint: Checkpoint | str | Path, bits: Iterable[Sequence[
     generator = _seed_everything(settings)
     pairs = list(bits)
     net = quantized_model(start.model.name, pairs, per_channel=settings.per_channel,
-                          **start.model.kwargs())
+                          quantizer=settings.quantizer, **start.model.kwargs())
     config = validate_bits(pairs, len(quant_layers(net)))
     load_float_weights(net, start.state_dict, source=source)
-    calibrate(net, bundle, settings)
-    seconds, accuracy = _fit(net, bundle, settings, generator, desc=f"qat {start.model.name}")
+    calibrate_activations(net, _first_batches(bundle, settings,
+                                              max(1, settings.calibration_batches)),
+                          torch.device(settings.device))
+    if settings.scale_lr_by_bits:
+        settings = replace(settings, lr=settings.lr * lr_factor(config))
+    seconds, accuracy = _fit(net, bundle, settings, generator, desc=f"qat {start.model.name}",
+                             recalibrate=True)
     checkpoint = Checkpoint(model=start.model, state_dict=_cpu_state(net), bits=config,
-                            per_channel=settings.per_channel, top1=accuracy[-1])
+                            per_channel=settings.per_channel, top1=accuracy[-1],
+                            quantizer=settings.quantizer)
     if out is not None:
         save_checkpoint(checkpoint, out)
     return TrainResult(accuracy[-1], seconds, accuracy, checkpoint)
-
-
-def calibrate(net: nn.Module, data: DataBundle, settings: TrainSettings) -> None:
-    """Set the activation quantizers' scales from float statistics before QAT.
-
-    Without this, Brevitas collects statistics during the first 300 training steps, longer than
-    a short QAT run, and the learned scales would never take over. BatchNorm runs in training
-    mode, as in the QAT steps that follow, so the scales fit the activations training will see
-    even when the checkpoint's running statistics are poor (an under-trained float model gave
-    scales 10^6 too small and exploding gradients); its running statistics are restored after.
-    """
-    device = torch.device(settings.device)
-    net.to(device).train()
-    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [{k: v.clone() for k, v in norm.state_dict().items()} for norm in norms]
-    batches = _loader(data.train, settings, train=False)
-    with torch.no_grad(), calibration_mode(net):
-        for step, (images, _) in enumerate(batches):
-            if step >= max(1, settings.calibration_batches):
-                break
-            net(images.to(device))
-    for norm, state in zip(norms, saved):
-        norm.load_state_dict(state)
 
 
 def evaluate_bit_config(model_name: str, bits: Iterable[Sequence[int]],
@@ -259,7 +259,7 @@ def evaluate_checkpoint(checkpoint: Checkpoint | str | Path, data: DataBundle | 
         net = build_model(saved.model.name, **saved.model.kwargs())
     else:
         net = quantized_model(saved.model.name, saved.bits, per_channel=saved.per_channel,
-                              source=source, **saved.model.kwargs())
+                              quantizer=saved.quantizer, source=source, **saved.model.kwargs())
     try:
         net.load_state_dict(saved.state_dict)
     except RuntimeError:
@@ -281,6 +281,7 @@ def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> None:
         "model": asdict(checkpoint.model),
         "bits": None if checkpoint.bits is None else [list(p) for p in checkpoint.bits],
         "per_channel": checkpoint.per_channel,
+        "quantizer": checkpoint.quantizer,
         "top1": checkpoint.top1,
         "state_dict": checkpoint.state_dict,
     }
@@ -307,7 +308,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         bits = payload["bits"]
         return Checkpoint(model=ModelSpec(**payload["model"]), state_dict=payload["state_dict"],
                           bits=None if bits is None else tuple((a, w) for a, w in bits),
-                          per_channel=bool(payload["per_channel"]), top1=payload["top1"])
+                          per_channel=bool(payload["per_channel"]), top1=payload["top1"],
+                          # checkpoints written before quantizers were selectable used maxabs
+                          quantizer=payload.get("quantizer", "maxabs"))
     except Exception as exc:  # any unpickling/shape failure means "not our checkpoint"
         raise ConfigError(f"not a QuantMap QAT checkpoint ({type(exc).__name__})", file=source,
                           field="checkpoint", fix="use a file written by 'python -m wrapper.qat "
