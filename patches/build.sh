@@ -5,7 +5,8 @@
 #   SRC_DIR: a Timeloop source tree, normally patched by apply.sh first (it is not modified:
 #            the build runs in a temporary copy under PREFIX).
 #   PREFIX:  install folder; gets bin/ (timeloop-model, timeloop-mapper, ...), lib/,
-#            problem-shapes/, build.log and env.sh (source it to put this build first on PATH).
+#            problem-shapes/, build.log, env.sh (source it to put this build first on PATH) and
+#            BASE (the Timeloop base that apply.sh detects in SRC_DIR: 4a74d71 or v3.0.3).
 # Environment: JOBS (parallel compile jobs, default: all cores), LTO=1 to keep upstream's -flto
 # (about twice the build time; outputs are the same without it), NICE (default 10).
 # Needs: g++, scons, patchelf and the libraries Timeloop links (Debian/Ubuntu packages:
@@ -47,6 +48,7 @@ for b in "$PREFIX/bin/"*; do patchelf --force-rpath --set-rpath "$PREFIX/lib" "$
 ! ldd "$PREFIX/bin/timeloop-model" | grep 'not found' || die "unresolved libraries (see ldd $PREFIX/bin/timeloop-model)"
 printf '# source me: this Timeloop build first on PATH; named problem shapes from its problem-shapes/\nexport PATH=%q:"$PATH"\nexport TIMELOOP_DIR=%q\n' \
   "$PREFIX/bin" "$PREFIX" >"$PREFIX/env.sh"
+bash "$(dirname "$0")/apply.sh" --detect "$SRC" >"$PREFIX/BASE"
 trap - ERR
 rm -rf "$tmp"
 echo "build.sh: installed into $PREFIX (source $PREFIX/env.sh)"
