@@ -1,17 +1,53 @@
-# QuantMap image: the project with its built-in engine.
+# QuantMap image: the project with its built-in engine, optionally with a mixed-precision Timeloop.
 #
 #   docker build -t quantmap .
 #   docker run --rm -v "$PWD/results:/opt/quantmap/results" quantmap            # default experiment
 #
-# To use the real Timeloop/Accelergy binaries, build on an image that already contains them
-# (for example one of the official Timeloop/Accelergy infrastructure images) and pick the engine:
+# Mixed-precision Timeloop built from source (optional stage below, off by default): upstream
+# NVlabs/timeloop at TIMELOOP_REF, patched with patches/ (per-dataspace bit widths, packed words)
+# and built with patches/build.sh into /opt/timeloop (on PATH):
 #
-#   docker build --build-arg BASE=<image with timeloop-mapper, timeloop-model, accelergy> -t quantmap-tl .
+#   docker build --build-arg TIMELOOP_REF=v3.0.3 -t quantmap-tl .
+#   docker build --build-arg TIMELOOP_REF=4a74d71af0ec95f4d11767963e7868b7e7d6db17 -t quantmap-tl .
 #   docker run --rm quantmap-tl --set engine.name=timeloop
 #
-# This file never builds or downloads Timeloop itself: with the default base, only the built-in
-# engine is available. TORCH_SPEC and PIP_EXTRA_ARGS let you choose a CPU-only torch wheel source.
+# TIMELOOP_REF must be the tag v3.0.3 or the full 40-digit commit 4a74d71... (the two bases the
+# series exists for). Accelergy is not part of this stage: give energy tables, or use a BASE that
+# has it. Alternatively build on an image that already contains Timeloop and Accelergy (stock
+# Timeloop then runs with QuantMap's spec rewrite, see patches/README.md):
+#
+#   docker build --build-arg BASE=<image with timeloop-mapper, timeloop-model, accelergy> -t quantmap-tl .
+#
+# TORCH_SPEC and PIP_EXTRA_ARGS let you choose a CPU-only torch wheel source.
 ARG BASE=python:3.11-slim
+ARG TIMELOOP_REF=""
+
+# Optional stage: with TIMELOOP_REF empty it only creates an empty /opt/timeloop. Otherwise it
+# fetches upstream Timeloop at that ref, applies and builds the patch series, and, because the
+# final image has none of the -dev packages, copies the shared libraries the binaries load
+# (except the C runtime) next to Timeloop's own in /opt/timeloop/lib, where their rpath points.
+FROM debian:bookworm-slim AS timeloop
+ARG TIMELOOP_REF
+ARG TIMELOOP_REPO=https://github.com/NVlabs/timeloop.git
+ARG TIMELOOP_JOBS=""
+COPY patches /opt/quantmap-patches
+RUN set -eux; mkdir -p /opt/timeloop; \
+    if [ -n "${TIMELOOP_REF}" ]; then \
+      apt-get update; \
+      apt-get install -y --no-install-recommends ca-certificates git patch g++ scons patchelf \
+        libconfig++-dev libboost-dev libboost-iostreams-dev libboost-serialization-dev \
+        libyaml-cpp-dev libncurses-dev libtinfo-dev libgpm-dev; \
+      git init -q /tmp/timeloop; \
+      git -C /tmp/timeloop fetch -q --depth 1 "${TIMELOOP_REPO}" "${TIMELOOP_REF}"; \
+      git -C /tmp/timeloop checkout -q FETCH_HEAD; \
+      bash /opt/quantmap-patches/apply.sh /tmp/timeloop; \
+      JOBS="${TIMELOOP_JOBS:-$(nproc)}" bash /opt/quantmap-patches/build.sh /tmp/timeloop /opt/timeloop; \
+      ldd /opt/timeloop/bin/* /opt/timeloop/lib/*.so | awk '$3 ~ /^\// {print $3}' | sort -u \
+        | grep -Ev '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*)\.so' \
+        | grep -v '^/opt/timeloop/' | xargs -r cp -L -t /opt/timeloop/lib; \
+      rm -rf /tmp/timeloop /var/lib/apt/lists/*; \
+    fi
+
 FROM ${BASE}
 
 ARG TORCH_SPEC="torch==2.13.0"
@@ -21,7 +57,12 @@ ARG EXTRAS=""
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    MPLBACKEND=Agg
+    MPLBACKEND=Agg \
+    PATH=/opt/timeloop/bin:$PATH \
+    TIMELOOP_DIR=/opt/timeloop
+
+# Empty unless TIMELOOP_REF was given (then: bin/, lib/, problem-shapes/ of the patched build).
+COPY --from=timeloop /opt/timeloop /opt/timeloop
 
 WORKDIR /opt/quantmap
 RUN python3 -m pip install --no-cache-dir ${PIP_EXTRA_ARGS} "${TORCH_SPEC}"

@@ -17,10 +17,11 @@ ENV_VARS = {"timeloop-mapper": "QUANTMAP_TIMELOOP_MAPPER",
             "timeloop-model": "QUANTMAP_TIMELOOP_MODEL",
             "accelergy": "QUANTMAP_ACCELERGY"}
 
-HOW_TO_GET = ("install Timeloop and Accelergy: use the official Timeloop/Accelergy Docker images "
-              "(stock Timeloop, patched by QuantMap's storage-model rules) or build the authors' "
-              "bit-width fork (ehw-fit/timeloop-with-quantization) following its own build "
-              "instructions; then put the binaries on PATH or set {env}")
+HOW_TO_GET = ("install Timeloop and Accelergy: build upstream Timeloop with QuantMap's patch series "
+              "(patches/apply.sh, patches/build.sh; or docker build --build-arg "
+              "TIMELOOP_REF=v3.0.3), or use the official Timeloop/Accelergy Docker images (stock "
+              "Timeloop, handled by QuantMap's spec rewrite); then put the binaries on PATH or "
+              "set {env}")
 
 
 @dataclass(frozen=True)

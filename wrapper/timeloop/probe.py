@@ -1,9 +1,11 @@
-"""Tell whether the installed timeloop-model honours ``bitwidths:`` (the fork) or ignores it (stock).
+"""Tell whether the installed timeloop-model honours ``bitwidths:`` (native) or ignores it (stock).
 
-The probe evaluates one tiny layer twice on a two-level toy architecture, without and with 4-bit
-operands on 16-bit words. The fork packs 4 operands per word, so the DRAM reads of Weights drop
-to a quarter; stock Timeloop reports the same counts both times. Counting, not version strings,
-decides: forks and builds do not label themselves.
+Native builds are the authors' fork and upstream Timeloop with QuantMap's patch series
+(``patches/``); both pack narrow operands into words. The probe evaluates one tiny layer twice on a
+two-level toy architecture, without and with 4-bit operands on 16-bit words. A native build packs
+4 operands per word, so the DRAM reads of Weights drop to a quarter; stock Timeloop reports the
+same counts both times. Counting, not version strings, decides: forks and builds do not label
+themselves.
 """
 
 from __future__ import annotations
