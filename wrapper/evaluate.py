@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .engine import BuiltinEngine
+from .costmodel import CostModel, get_cost_model
 from .engine.energy_model import builtin_energy_table
 from .errors import QuantMapError, SpecError, report_error
 from .ert import EnergyTable, art_areas, ert_from_dict
 from .problem import Problem
-from .specfiles import load_inputs
+from .specfiles import SpecInputs, load_inputs
 from .stats import Stats
 from .yamlio import write_text_atomic
 
@@ -37,17 +37,29 @@ def energy_table_for(data: dict[str, Any], origin: dict[str, str], arch: Any,
     return table
 
 
-def evaluate_builtin(paths: Sequence[str | Path]) -> Stats:
-    """Evaluate merged input files with the built-in engine."""
+def cost_model_for(engine: str, inputs: SpecInputs) -> CostModel:
+    """The engine, given the ERT/ART among the inputs (the real tools get the files themselves)."""
+    if engine == "timeloop":
+        from .timeloop.energy_tables import tables_from_inputs
+        return get_cost_model("timeloop", energy_tables=tables_from_inputs(inputs.data,
+                                                                           inputs.origin))
+    return get_cost_model(engine, energy_table=energy_table_for(
+        inputs.data, inputs.origin, inputs.arch, inputs.problem))
+
+
+def print_notes(inputs: SpecInputs, model: CostModel) -> None:
+    """What changed the inputs or how the numbers were obtained, one ``note:`` line each."""
+    for note in (*inputs.notes, *getattr(model, "notes", ())):
+        print(f"note: {note}", file=sys.stderr)
+
+
+def evaluate_files(paths: Sequence[str | Path], engine: str = "builtin") -> Stats:
+    """Evaluate the mapping among the merged input files with ``engine``."""
     inputs = load_inputs(paths, required=("architecture", "problem", "mapping"))
-    table = energy_table_for(inputs.data, inputs.origin, inputs.arch, inputs.problem)
-    return BuiltinEngine().evaluate(inputs.arch, inputs.problem, inputs.mapping(), table)
-
-
-def evaluate_timeloop(paths: Sequence[str | Path]) -> Stats:
-    """Hook for the real-tool backend (wrapper/timeloop): same files, same Stats."""
-    from .timeloop.cli_backend import evaluate_files
-    return evaluate_files(paths)
+    model = cost_model_for(engine, inputs)
+    stats = model.evaluate(inputs.arch, inputs.problem, inputs.mapping())
+    print_notes(inputs, model)
+    return stats
 
 
 def emit_stats_json(stats: Stats, json_out: str | None) -> None:
@@ -81,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--engine", choices=ENGINES, default="builtin")
     args = parser.parse_args(argv)
     try:
-        stats = (evaluate_builtin if args.engine == "builtin" else evaluate_timeloop)(args.files)
+        stats = evaluate_files(args.files, args.engine)
         emit_stats_json(stats, args.json_out)
     except QuantMapError as exc:
         return report_error(exc)

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .costmodel import MapperSettings, get_cost_model
+from .costmodel import MapperSettings
 from .errors import ConfigError, QuantMapError, report_error, unknown_name_fix
-from .evaluate import ENGINES, emit_stats_json, energy_table_for, summary
+from .evaluate import ENGINES, cost_model_for, emit_stats_json, print_notes, summary
 from .mapping import Mapping, dump_mapping
 from .specfiles import load_inputs
 from .stats import Stats
@@ -69,15 +69,11 @@ def map_files(paths: Sequence[str | Path], out_dir: str | Path,
               engine: str = "builtin") -> tuple[Path, Mapping, Stats]:
     """Search the best mapping for the merged input files; write ``<name>.map.yaml``."""
     inputs = load_inputs(paths)
-    data, origin, arch, problem = inputs.data, inputs.origin, inputs.arch, inputs.problem
-    for note in inputs.notes:
-        print(f"note: {note}", file=sys.stderr)
+    data, origin = inputs.data, inputs.origin
     settings = mapper_settings(data.get("mapper"), origin.get("mapper"))
-    if engine == "builtin":
-        model = get_cost_model("builtin", energy_table=energy_table_for(data, origin, arch, problem))
-    else:
-        model = get_cost_model(engine)
-    mapping, stats = model.search(arch, problem, settings)
+    model = cost_model_for(engine, inputs)
+    mapping, stats = model.search(inputs.arch, inputs.problem, settings)
+    print_notes(inputs, model)
     section = data.get("mapper") or {}
     name = str(section.get("out_prefix") or Path(origin["problem"]).stem)
     path = dump_mapping(mapping, Path(out_dir) / f"{name}.map.yaml")

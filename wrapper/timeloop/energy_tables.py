@@ -26,10 +26,16 @@ ACCELERGY_KEYS = ("architecture", "compound_components")
 
 @dataclass(frozen=True)
 class EnergyTables:
-    """Paths of one ERT and its ART, as timeloop-model/-mapper take them on the command line."""
+    """Paths of one ERT and its ART (optional, as for Timeloop), and how they were obtained."""
 
     ert: Path
-    art: Path
+    art: Path | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def paths(self) -> list[str]:
+        """The table files in Timeloop's command-line order."""
+        return [str(p) for p in (self.ert, self.art) if p is not None]
 
 
 def _table_file(folder: Path, kind: str) -> Path:
@@ -55,6 +61,17 @@ def tables_in(folder: str | Path) -> EnergyTables:
     tables = EnergyTables(_table_file(folder, "ERT"), _table_file(folder, "ART"))
     check_table(tables.ert, "ERT")
     check_table(tables.art, "ART")
+    return tables
+
+
+def tables_from_inputs(data: Mapping[str, Any], origin: Mapping[str, str]) -> EnergyTables | None:
+    """The ERT (and ART) files among a CLI's merged inputs, as Timeloop takes them; else None."""
+    if "ERT" not in data:
+        return None
+    tables = EnergyTables(Path(origin["ERT"]), Path(origin["ART"]) if "ART" in data else None)
+    check_table(tables.ert, "ERT")
+    if tables.art is not None:
+        check_table(tables.art, "ART")
     return tables
 
 

@@ -6,12 +6,23 @@ half-written or mixed-up output folder is reported instead of producing a wrong 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ..errors import BackendError
 from ..stats import Stats
 from .stats_csv import parse_stats_csv
 from .stats_text import parse_stats_txt
+
+
+# timeloop-model's words when a mapping does not fit (it then exits 1 without stats).
+_COULD_NOT_MAP = re.compile(r"ERROR: couldn't map level (\S+?): (.+)")
+
+
+def invalid_mapping_reason(log: str) -> str | None:
+    """Timeloop's reason(s) for refusing a mapping, from its log; None for any other failure."""
+    found = [f"{level}: {reason.strip()}" for level, reason in _COULD_NOT_MAP.findall(log)]
+    return "; ".join(found) or None
 
 
 def output_file(work_dir: Path, prefix: str, suffix: str) -> Path:
