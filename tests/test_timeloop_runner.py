@@ -313,3 +313,30 @@ def test_a_mapping_timeloop_cannot_map_is_an_invalid_result(shared_dir: Path,
     stats = model.evaluate(arch, problem, mapping, shared_dir / "golden" / "ert" / "eyeriss")
     assert not stats.valid
     assert stats.reason == "psum_spad: mapped tile size 48 exceeds buffer capacity 24"
+
+
+def test_a_crash_while_the_build_is_rewritten_is_retried_once(tmp_path: Path) -> None:
+    """An install rewriting a running tool's library in place gets it killed with SIGBUS; the
+    fake does both itself on its first run."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "libtimeloop-mapper.so").write_text("old build")
+    tool = fake(tmp_path / "bin", "timeloop-mapper", f"""\
+        if [ ! -e {tmp_path}/reinstalled ]; then
+          touch {tmp_path}/reinstalled; echo 'new build, longer' > {tmp_path}/lib/libtimeloop-mapper.so
+          kill -BUS $$
+        fi
+        echo second run fine
+        """)
+    result = run_job([str(tool)], tmp_path / "job", timeout_s=30)
+    log = result.log_path.read_text()
+    assert result.returncode == 0 and "second run fine" in log
+    assert "build changed on disk" in log and "libtimeloop-mapper.so" in log
+
+
+def test_a_crash_of_an_unchanged_build_is_not_retried(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    tool = fake(tmp_path, "timeloop-mapper", f"echo run >> {calls}\nkill -BUS $$\n")
+    with pytest.raises(BackendError, match="crashed with signal SIGBUS"):
+        run_job([str(tool)], tmp_path / "job", timeout_s=30)
+    assert calls.read_text().count("run") == 1
