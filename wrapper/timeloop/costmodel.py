@@ -21,12 +21,13 @@ from ..mapping import Mapping, check_precision, load_mapping
 from ..problem import Problem
 from ..stats import Stats
 from .discovery import Binaries, find_binaries
-from .energy_tables import AccelergyCache, EnergyTables, tables_in
-from .outputs import invalid_mapping_reason, output_file, read_stats
-from .patching import PatchPlan, patch_spec, plan_patches, unpack_stats
+from .energy_tables import AccelergyCache, EnergyTables, energy_table, tables_in
+from .outputs import invalid_mapping_reason, output_file, read_stats_text
+from .patching import PatchPlan, StockRun, patch_spec, plan_patches, unpack_stats
 from .probe import NATIVE, STOCK, probe_mode
 from .runner import WorkDirs, read_tail, run_job, run_parallel
 from .specs import tool_problem, write_mapper_inputs, write_model_inputs
+from .stats_text import occupancy
 
 MODES = ("auto", NATIVE, STOCK)
 # Sets the mode when the caller gives none: skips the probe, or forces stock rules on the fork.
@@ -103,6 +104,17 @@ class TimeloopCostModel:
         plan = plan_patches(arch, problem, mapping)
         return patch_spec(arch.spec, plan, arch.source), tool_problem(problem, False), plan
 
+    @staticmethod
+    def _result(work_dir: Path, prefix: str, arch: Arch, problem: Problem,
+                plan: PatchPlan | None, tables: EnergyTables) -> Stats:
+        """The run's Stats; for a patched stock run, converted to the fork's numbers."""
+        stats, parsed = read_stats_text(work_dir, prefix, read_tail(work_dir / "run.log"))
+        if plan is None:
+            return stats
+        compute_cycles, instances = occupancy(parsed, prefix)
+        return unpack_stats(StockRun(stats, compute_cycles, instances), arch, problem,
+                            energy_table(tables))
+
     def evaluate(self, arch: Arch, problem: Problem, mapping: Mapping,
                  energy_table: EnergyTables | str | Path | None = None) -> Stats:
         """Run timeloop-model on one mapping and parse its stats (BackendError on failure)."""
@@ -120,8 +132,7 @@ class TimeloopCostModel:
                 if reason is None:
                     raise
                 return Stats.invalid(reason)
-            stats = read_stats(work_dir, "timeloop-model", read_tail(work_dir / "run.log"))
-            return stats if plan is None else unpack_stats(stats, plan, problem)[0]
+            return self._result(work_dir, "timeloop-model", arch, problem, plan, tables)
 
         return self.work_dirs.run(f"model-{arch.name}-{problem.precision.label()}", job)
 
@@ -151,9 +162,8 @@ class TimeloopCostModel:
                 raise BackendError("timeloop-mapper found no valid mappings", file=str(map_yaml),
                                    log_tail=tail, fix="relax constraints, raise the search budget "
                                    "or check that the layer fits the buffers")
-            found = load_mapping(map_yaml)
-            stats = read_stats(work_dir, "timeloop-mapper", tail)
-            return found, (stats if plan is None else unpack_stats(stats, plan, problem)[0])
+            return load_mapping(map_yaml), self._result(work_dir, "timeloop-mapper", arch,
+                                                        problem, plan, tables)
 
         return self.work_dirs.run(f"mapper-{arch.name}-{problem.precision.label()}", job)
 

@@ -13,9 +13,11 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..ert import EnergyTable, load_energy_table
 from ..errors import BackendError
 from ..yamlio import dump_yaml_text, load_yaml_file, write_text_atomic
 from .runner import run_job
@@ -62,6 +64,12 @@ def tables_in(folder: str | Path) -> EnergyTables:
     check_table(tables.ert, "ERT")
     check_table(tables.art, "ART")
     return tables
+
+
+@lru_cache(maxsize=32)
+def energy_table(tables: EnergyTables) -> EnergyTable:
+    """The tables as the ``EnergyTable`` Timeloop prices with (read once per pair of files)."""
+    return load_energy_table(tables.ert, tables.art)
 
 
 def tables_from_inputs(data: Mapping[str, Any], origin: Mapping[str, str]) -> EnergyTables | None:
