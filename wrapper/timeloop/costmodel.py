@@ -10,6 +10,7 @@ counts are converted back to packed words.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -32,6 +33,16 @@ from .stats_text import occupancy
 MODES = ("auto", NATIVE, STOCK)
 # Sets the mode when the caller gives none: skips the probe, or forces stock rules on the fork.
 MODE_ENV = "QUANTMAP_TIMELOOP_MODE"
+WARNING = "warning: "
+_WARNED: set[str] = set()
+
+
+def _warn_once(line: str) -> None:
+    """Print a warning line on stderr the first time this process meets it (every job of an
+    experiment shares one arch, so a per-call warning would repeat thousands of times)."""
+    if line not in _WARNED:
+        _WARNED.add(line)
+        print(line, file=sys.stderr)
 
 
 def default_cache_dir() -> Path:
@@ -89,11 +100,12 @@ class TimeloopCostModel:
         cache = AccelergyCache(self.binaries.require("accelergy"), self.cache_dir / "accelergy",
                                timeout_s=self.timeout_s)
         tables = cache.tables_for(arch.spec)
-        self._note_once(tables.notes)
+        for note in tables.notes:
+            if note.startswith(WARNING):
+                _warn_once(note)
+            elif note not in self.notes:
+                self.notes.append(note)
         return tables
-
-    def _note_once(self, notes: Sequence[str]) -> None:
-        self.notes.extend(note for note in notes if note not in self.notes)
 
     def _prepare(self, arch: Arch, problem: Problem,
                  mapping: Mapping | None) -> tuple[dict, Problem, PatchPlan | None]:
