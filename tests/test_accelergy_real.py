@@ -19,8 +19,6 @@ from typing import Any
 
 import pytest
 import yaml
-from realtools import NO_TOOLS, accelergy, builds_of
-from test_timeloop_integration import differences
 
 from wrapper.config import load_config
 from wrapper.engine.costmodel import BuiltinCostModel
@@ -30,6 +28,9 @@ from wrapper.timeloop.accelergy_inputs import accelergy_v04_text, placeholder_co
 from wrapper.timeloop.costmodel import TimeloopCostModel
 from wrapper.timeloop.energy_tables import AccelergyCache, energy_table
 from wrapper.yamlio import load_specs
+
+from realtools import NO_TOOLS, accelergy, builds_of
+from test_timeloop_integration import differences
 
 ACCELERGY = accelergy()
 needs_accelergy = pytest.mark.skipif(

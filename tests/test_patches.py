@@ -8,18 +8,15 @@ energy and cycles. The real stock builds are checked in tests/test_timeloop_stoc
 
 from __future__ import annotations
 
+
 import pytest
-from conftest import (
-    GOLDEN_RECORDS,
-    golden_case,
-    golden_energy_table,
-    stats_from_results,
-)
 
 from wrapper.arch import arch_from_dict
 from wrapper.errors import PrecisionError
 from wrapper.precision import Precision, packed_count
 from wrapper.timeloop.patching import StockRun, patch_spec, plan_patches, unpack_stats
+
+from conftest import GOLDEN_RECORDS, golden_case, golden_energy_table, stats_from_results
 
 
 def test_rules_on_eyeriss_i4w4o8() -> None:

@@ -17,12 +17,13 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import ALL_GOLDEN_RECORDS, GOLDEN_RECORDS, golden_case, stats_from_results
-from realtools import NO_TOOLS, builds_of, cost_model
 
 from wrapper.evaluate import evaluate_files
 from wrapper.map import map_files
 from wrapper.stats import Stats
+
+from conftest import ALL_GOLDEN_RECORDS, GOLDEN_RECORDS, golden_case, stats_from_results
+from realtools import NO_TOOLS, builds_of, cost_model
 
 NATIVE_BUILDS = builds_of("native")
 needs_native = pytest.mark.skipif(not NATIVE_BUILDS, reason=f"{NO_TOOLS}; none is a bit-width "
@@ -129,7 +130,7 @@ def _tripwire(folder: Path) -> Path:
 @pytest.mark.parametrize("case", ["eyeriss__mbv1_L3__i4w4o8", "simba__mbv1_L28__i8w2o8"])
 def test_map_uses_the_given_tables_and_its_mapping_reevaluates_to_the_same_stats(
         shared_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str) -> None:
-    _, binaries = NATIVE_BUILDS[0]
+    label, binaries = NATIVE_BUILDS[0]
     _use_build(monkeypatch, binaries, tmp_path)
     tripwire = _tripwire(tmp_path / "trip")
     monkeypatch.setenv("QUANTMAP_ACCELERGY", str(tripwire))

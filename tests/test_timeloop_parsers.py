@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ALL_GOLDEN_RECORDS, SHARED_DIR
 
 from wrapper.errors import BackendError
 from wrapper.stats import Stats
 from wrapper.timeloop.outputs import read_stats
 from wrapper.timeloop.stats_csv import parse_stats_csv
 from wrapper.timeloop.stats_text import parse_stats_txt
+
+from conftest import ALL_GOLDEN_RECORDS, SHARED_DIR
 
 RAW_ROOTS = ("golden/raw", "golden_dw/raw")
 

@@ -15,16 +15,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SHARED_DIR, golden_case
 
 from wrapper.costmodel import MapperSettings, get_cost_model
 from wrapper.errors import BackendError, PrecisionError
 from wrapper.precision import Precision
-from wrapper.timeloop.costmodel import TimeloopCostModel
 from wrapper.timeloop.discovery import Binaries, find_binaries
 from wrapper.timeloop.energy_tables import AccelergyCache, tables_in
+from wrapper.timeloop.costmodel import TimeloopCostModel
 from wrapper.timeloop.probe import NATIVE, STOCK, probe_mode
 from wrapper.timeloop.runner import WorkDirs, run_job, run_parallel
+
+from conftest import SHARED_DIR, golden_case
 
 ASSERTION = ("timeloop-model: src/model/buffer.cpp:1148: ComputeScalarAccesses: Assertion "
              "`workload->GetBitwidth(pvi) <= (specs_.word_bits.Get())' failed.")

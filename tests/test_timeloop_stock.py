@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ALL_GOLDEN_RECORDS, golden_case, stats_from_results
-from realtools import NO_TOOLS, builds_of, cost_model
 
 from wrapper.stats import Stats
+
+from conftest import ALL_GOLDEN_RECORDS, golden_case, stats_from_results
+from realtools import NO_TOOLS, builds_of, cost_model
 
 STOCK_BUILDS = [(label, b, "stock") for label, b in builds_of("stock")] + [
     (f"{label} (forced stock)", b, "stock") for label, b in builds_of("native")]

@@ -19,8 +19,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import BackendError
 from ..ert import EnergyTable, load_energy_table
+from ..errors import BackendError
 from ..yamlio import load_yaml_file, write_text_atomic
 from .accelergy_inputs import NOTE as ACCELERGY_NOTE
 from .accelergy_inputs import accelergy_v04_text, placeholder_components

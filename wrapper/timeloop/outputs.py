@@ -14,6 +14,7 @@ from ..stats import Stats
 from .stats_csv import parse_stats_csv
 from .stats_text import StatsText, split_stats_txt, stats_from_text
 
+
 # timeloop-model's words when a mapping does not fit (it then exits 1 without stats).
 _COULD_NOT_MAP = re.compile(r"ERROR: couldn't map level (\S+?): (.+)")
 

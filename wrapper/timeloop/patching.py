@@ -35,15 +35,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, replace
-from typing import Any
-from typing import Mapping as MappingType
+from typing import Any, Mapping as MappingType
 
 import numpy as np
 
 from ..arch import Arch, StorageLevel
 from ..engine.pricing import PackedCounts, dataspace_energy, level_cycles
-from ..errors import SpecError
 from ..ert import EnergyTable, storage_energies
+from ..errors import SpecError
 from ..mapping import Mapping, check_precision
 from ..precision import DATASPACES, packed_count, packing_factor
 from ..problem import Problem

@@ -9,8 +9,7 @@ mode (where the patch set has rewritten the architecture instead).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-from typing import Mapping as MappingType
+from typing import Any, Mapping as MappingType
 
 from ..costmodel import MapperSettings
 from ..errors import ConfigError
