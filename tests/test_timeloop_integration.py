@@ -130,7 +130,7 @@ def _tripwire(folder: Path) -> Path:
 @pytest.mark.parametrize("case", ["eyeriss__mbv1_L3__i4w4o8", "simba__mbv1_L28__i8w2o8"])
 def test_map_uses_the_given_tables_and_its_mapping_reevaluates_to_the_same_stats(
         shared_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str) -> None:
-    label, binaries = NATIVE_BUILDS[0]
+    _, binaries = NATIVE_BUILDS[0]
     _use_build(monkeypatch, binaries, tmp_path)
     tripwire = _tripwire(tmp_path / "trip")
     monkeypatch.setenv("QUANTMAP_ACCELERGY", str(tripwire))
