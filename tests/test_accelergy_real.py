@@ -120,7 +120,7 @@ def test_explore_on_the_real_tools_matches_timeloop_model_and_the_builtin_engine
     done = subprocess.run(args, cwd=repo_root, env=env, capture_output=True, text=True,
                           timeout=1500)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "warning" not in done.stderr, done.stderr[-3000:]
+    assert "Accelergy had no estimate" not in done.stderr, done.stderr[-3000:]
 
     experiment = Experiment(load_config(out / "config.yaml"), out)
     cache = tmp_path / "cache" / "quantmap"  # what the run used: the same tables, no new run
