@@ -26,7 +26,7 @@ from wrapper.explore import Experiment
 from wrapper.templates import render_arch
 from wrapper.timeloop.accelergy_inputs import accelergy_v04_text, placeholder_components
 from wrapper.timeloop.costmodel import TimeloopCostModel
-from wrapper.timeloop.energy_tables import AccelergyCache, energy_table
+from wrapper.timeloop.energy_tables import AccelergyCache, as_energy_table
 from wrapper.yamlio import load_specs
 
 from realtools import NO_TOOLS, accelergy, builds_of
@@ -140,7 +140,8 @@ def test_explore_on_the_real_tools_matches_timeloop_model_and_the_builtin_engine
             builtin = BuiltinCostModel().evaluate(job.arch, job.problem, result.mapping)
             assert builtin.cycles == real.cycles
             worst = max(worst, abs(builtin.energy_pj / real.energy_pj - 1))
-            same_table = BuiltinCostModel(energy_table(accelergy_cache.tables_for(job.arch.spec)))
+            tables = as_energy_table(accelergy_cache.tables_for(job.arch.spec))
+            same_table = BuiltinCostModel(tables)
             assert not differences(same_table.evaluate(job.arch, job.problem, result.mapping),
                                    real, 1e-7)
             checked += 1

@@ -4,7 +4,7 @@ One call = one job in its own work directory: write the spec files, run the bina
 precomputed ERT/ART (Accelergy once per arch, cached), parse the outputs into ``Stats`` and
 ``Mapping``. Bit widths that do not fit a word are refused before any binary runs. In stock mode
 (a Timeloop that ignores ``bitwidths:``) the storage-model patch set rewrites the spec and the
-counts are converted back to packed words.
+run's operand counts are converted back to the fork's packed words, energy and cycles.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ..mapping import Mapping, check_precision, load_mapping
 from ..problem import Problem
 from ..stats import Stats
 from .discovery import Binaries, find_binaries
-from .energy_tables import AccelergyCache, EnergyTables, energy_table, tables_in
+from .energy_tables import AccelergyCache, EnergyTables, as_energy_table, tables_in
 from .outputs import invalid_mapping_reason, output_file, read_stats_text
 from .patching import PatchPlan, StockRun, patch_spec, plan_patches, unpack_stats
 from .probe import NATIVE, STOCK, probe_mode
@@ -125,7 +125,7 @@ class TimeloopCostModel:
             return stats
         compute_cycles, instances = occupancy(parsed, prefix)
         return unpack_stats(StockRun(stats, compute_cycles, instances), arch, problem,
-                            energy_table(tables))
+                            as_energy_table(tables))
 
     def evaluate(self, arch: Arch, problem: Problem, mapping: Mapping,
                  energy_table: EnergyTables | str | Path | None = None) -> Stats:

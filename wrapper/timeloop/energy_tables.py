@@ -70,7 +70,7 @@ def tables_in(folder: str | Path) -> EnergyTables:
 
 
 @lru_cache(maxsize=32)
-def energy_table(tables: EnergyTables) -> EnergyTable:
+def as_energy_table(tables: EnergyTables) -> EnergyTable:
     """The tables as the ``EnergyTable`` Timeloop prices with (read once per pair of files)."""
     return load_energy_table(tables.ert, tables.art)
 
