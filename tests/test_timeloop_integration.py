@@ -4,8 +4,9 @@ suitable build is installed; see tests/realtools.py for how builds are found).
 - native builds (the fork): ``evaluate --engine timeloop`` equals every golden and golden_dw
   record (counts, cycles, energy); a timeloop-model run on a mapping that does not fit is a
   ``valid: false`` result with Timeloop's reason.
-- ``map --engine timeloop`` uses the ERT/ART given (no Accelergy run) and its best mapping,
-  re-evaluated by ``evaluate`` with both engines, gives the mapper's own stats.
+- ``map --engine timeloop`` uses the ERT/ART given (no Accelergy run), adapts the constraints to
+  a depthwise layer, and its best mapping, re-evaluated by ``evaluate`` with both engines, gives
+  the mapper's own stats.
 """
 
 from __future__ import annotations
@@ -127,7 +128,8 @@ def _tripwire(folder: Path) -> Path:
 
 
 @needs_native
-@pytest.mark.parametrize("case", ["eyeriss__mbv1_L3__i4w4o8", "simba__mbv1_L28__i8w2o8"])
+@pytest.mark.parametrize("case", ["eyeriss__mbv1_L3__i4w4o8", "simba__mbv1_L28__i8w2o8",
+                                  "simba__mbv2_L35_dw__i4w4o8"])
 def test_map_uses_the_given_tables_and_its_mapping_reevaluates_to_the_same_stats(
         shared_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str) -> None:
     _, binaries = NATIVE_BUILDS[0]
@@ -136,7 +138,8 @@ def test_map_uses_the_given_tables_and_its_mapping_reevaluates_to_the_same_stats
     monkeypatch.setenv("QUANTMAP_ACCELERGY", str(tripwire))
     monkeypatch.setenv("PATH", f"{tripwire.parent}{os.pathsep}{os.environ['PATH']}")
     record, *_ = golden_case(case)
-    files = [f for f in record_files(record, tmp_path / "in", record["constraints_yaml"])
+    # the dense constraint files, also for a depthwise layer: they are adapted on the way in
+    files = [f for f in record_files(record, tmp_path / "in", dense_constraints(record["arch"]))
              if f.name != "mapping.yaml"]
     mapper = tmp_path / "in" / "mapper.yaml"
     mapper.write_text(yaml.safe_dump({"mapper": {"metric": "edp", "budget": 300}}))
