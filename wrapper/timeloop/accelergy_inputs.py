@@ -12,7 +12,10 @@ differ from v0.3:
   attributes (``width: log(memory_depth)``) and action arguments (``0..1``) are expressions and
   stay unquoted;
 - ``global_cycle_seconds`` (1 ns unless the spec sets it) among the root node's attributes, which
-  the plug-ins need to turn power into energy per action.
+  the plug-ins need to turn power into energy per action;
+- a ``technology`` at the root: Accelergy 0.4 requires one for every component, while v0.3 specs
+  often state it only below the root (the DRAM beside the chip has none); the first technology
+  the tree names is used.
 
 The Timeloop side keeps the v0.3 spec (the fork reads only v0.3).
 """
@@ -68,7 +71,23 @@ def _architecture(tree: Mapping[str, Any]) -> dict[str, Any]:
     if roots:
         attributes = roots[0].setdefault("attributes", {})
         attributes.setdefault("global_cycle_seconds", GLOBAL_CYCLE_SECONDS)
+        technology = _first_technology(roots)
+        if technology is not None:
+            attributes.setdefault("technology", technology)
     return out
+
+
+def _first_technology(nodes: Any) -> Any:
+    """The first ``technology`` attribute of a tree, outermost first."""
+    for node in nodes or []:
+        for item in (node, *(node.get("local") or [])):
+            value = (item.get("attributes") or {}).get("technology")
+            if value is not None:
+                return value
+        found = _first_technology(node.get("subtree"))
+        if found is not None:
+            return found
+    return None
 
 
 def _components(section: Mapping[str, Any]) -> dict[str, Any]:
