@@ -143,7 +143,7 @@ def test_explore_on_the_real_tools_matches_timeloop_model_and_the_builtin_engine
             tables = as_energy_table(accelergy_cache.tables_for(job.arch.spec))
             same_table = BuiltinCostModel(tables)
             assert not differences(same_table.evaluate(job.arch, job.problem, result.mapping),
-                                   real, 1e-7)
+                                   real, 1e-7, abs_pj=0.1)
             checked += 1
     experiment.close()
     print(f"\n{checked} layer results; built-in energy model vs real Accelergy: worst {worst:.4%}")

@@ -57,8 +57,9 @@ def dense_constraints(arch: str) -> dict[str, str]:
     return next(r["constraints_yaml"] for r in GOLDEN_RECORDS if r["arch"] == arch)
 
 
-def differences(got: Stats, want: Stats, rel: float = 1e-9) -> list[str]:
-    """What differs between two Stats: counts and cycles exactly, energy to ``rel``."""
+def differences(got: Stats, want: Stats, rel: float = 1e-9, abs_pj: float = 0.0) -> list[str]:
+    """What differs between two Stats: counts and cycles exactly, energy to ``rel`` (or
+    ``abs_pj``: stats.txt prints every component's energy rounded to 0.01 pJ)."""
     out = []
     if (got.valid, got.cycles, got.macs) != (want.valid, want.cycles, want.macs):
         out.append(f"valid/cycles/macs {got.valid, got.cycles, got.macs} != "
@@ -69,7 +70,7 @@ def differences(got: Stats, want: Stats, rel: float = 1e-9) -> list[str]:
             if ds is None or (ds.reads, ds.fills, ds.updates, ds.utilized_capacity) != (
                     exp.reads, exp.fills, exp.updates, exp.utilized_capacity):
                 out.append(f"{a.name}.{name}: {ds} != {exp}")
-    if abs(got.energy_pj - want.energy_pj) > rel * abs(want.energy_pj):
+    if abs(got.energy_pj - want.energy_pj) > max(rel * abs(want.energy_pj), abs_pj):
         out.append(f"energy {got.energy_pj} != {want.energy_pj}")
     return out
 
