@@ -146,5 +146,5 @@ def test_explore_on_the_real_tools_matches_timeloop_model_and_the_builtin_engine
                                    real, 1e-7, abs_pj=0.1)
             checked += 1
     experiment.close()
-    print(f"\n{checked} layer results; built-in energy model vs real Accelergy: worst {worst:.4%}")
+    print(f"\n{checked} layer results; built-in energy model vs real Accelergy: worst relative difference {worst:.2e}")
     assert checked and worst <= 1e-3
