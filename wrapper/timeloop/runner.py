@@ -9,8 +9,8 @@ jobs are kept for inspection; those of successful jobs are removed unless asked 
 A tool killed by a signal while its executable or one of the libraries next to it was rewritten
 (a rebuild or reinstall into the same folder: the pages it had mapped change under it, which the
 kernel answers with SIGBUS) is run once more on the settled files, and the error says so if that
-fails too. Shared libraries are found through the build's ``lib`` folder beside ``bin``, where
-Timeloop installs put them.
+fails too. The libraries watched are the tool family's own (``libtimeloop*`` for timeloop-mapper)
+in the ``lib`` folder beside ``bin``, where Timeloop installs put them.
 """
 
 from __future__ import annotations
@@ -103,7 +103,8 @@ def failure_reason(returncode: int, log: str) -> str:
 def build_files(executable: str) -> dict[str, tuple[int, int, int]]:
     """Identity (inode, size, mtime) of an executable and the shared libraries of its build."""
     path = Path(shutil.which(executable) or executable).resolve()
-    files = [path, *sorted((path.parent.parent / "lib").glob("*.so*"))]
+    family = path.name.split("-")[0]
+    files = [path, *sorted((path.parent.parent / "lib").glob(f"lib{family}*.so*"))]
     identity = {}
     for file in files:
         try:
