@@ -28,14 +28,17 @@ def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
 _SpecDumper.add_representer(str, _str_presenter)
 
 
+TAG_KEY = "!"
+
+
 class _SpecLoader(yaml.SafeLoader):
-    """Safe loading that keeps the node tags of Timeloop v0.4 specs (``!Container`` ...) as a
-    ``"!"`` key of the mapping instead of refusing them."""
+    """Safe loading that keeps the node tags of Timeloop v0.4 specs (``!Container`` ...) under
+    the ``TAG_KEY`` key of the mapping instead of refusing them."""
 
 
 def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
     if isinstance(node, yaml.MappingNode):
-        return {"!": suffix, **loader.construct_mapping(node, deep=True)}
+        return {TAG_KEY: suffix, **loader.construct_mapping(node, deep=True)}
     if isinstance(node, yaml.SequenceNode):
         return loader.construct_sequence(node, deep=True)
     return loader.construct_scalar(node)

@@ -20,8 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import SpecError
-
-TAG_KEY = "!"  # where the YAML loader keeps a node's tag (Container, Component, ...)
+from ..yamlio import TAG_KEY
 
 
 def is_v04(architecture: Any) -> bool:
