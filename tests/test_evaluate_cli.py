@@ -56,3 +56,14 @@ def test_cli_bad_file_exits_2_with_one_line(tmp_path: Path) -> None:
         proc = _run(*args)
         assert proc.returncode == 2
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_timeloop_engine_without_binaries_is_one_clear_error(tmp_path: Path) -> None:
+    record = GOLDEN_RECORDS[0]
+    env = {"PATH": str(tmp_path), "QUANTMAP_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-m", "wrapper.evaluate", "--engine", "timeloop",
+                           *map(str, _write_inputs(record, tmp_path))], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "timeloop-model not found" in proc.stderr and "QUANTMAP_TIMELOOP_MODEL" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -20,7 +20,8 @@ CLI_MODULES = {"wrapper.evaluate", "wrapper.map", "wrapper.workload", "wrapper.a
 ALLOWED = {
     "wrapper.spec": set(),
     "wrapper.engine": {"wrapper.spec"},
-    "wrapper.timeloop": {"wrapper.spec"},
+    # Stock mode reprices the counts of an unpatched Timeloop with the engine's pricing.
+    "wrapper.timeloop": {"wrapper.spec", "wrapper.engine"},
     "wrapper.network": {"wrapper.spec"},
     "wrapper.qat": {"wrapper.spec", "wrapper.network"},
     "wrapper.backends": {"wrapper.spec", "wrapper.engine", "wrapper.timeloop"},

@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from conftest import ALL_GOLDEN_RECORDS, REPO_ROOT, SHARED_DIR
 
 PATCHES = REPO_ROOT / "patches"

@@ -237,17 +237,29 @@ def test_mapper_hang_is_killed_and_the_batch_goes_on(shared_dir: Path, tmp_path:
     assert all(isinstance(r, BackendError) and "timed out" in str(r) for r in results)
 
 
-def test_probe_tells_fork_from_stock_by_counts(shared_dir: Path, tmp_path: Path) -> None:
+def test_probe_tells_fork_from_stock_by_counts_and_caches_per_binary(shared_dir: Path,
+                                                                     tmp_path: Path) -> None:
     raw = shared_dir / "golden" / "raw"
     packed = next((raw / "eyeriss__mbv1_L3__i4w4o8").glob("model_0_*")) / "timeloop-model.stats.txt"
     plain = next((raw / "eyeriss__mbv1_L3__none").glob("model_0_*")) / "timeloop-model.stats.txt"
-    fork = fake(tmp_path, "fork-model", f"""\
+    calls = tmp_path / "calls"
+    needs_tables = ('echo run >> ' + str(calls) + '\n'
+                    'case "$*" in *probe.ERT.yaml*probe.ART.yaml*) ;; *) exit 9;; esac\n')
+    fork = fake(tmp_path, "fork-model", needs_tables + f"""\
         if grep -q bitwidths problem.yaml; then cp {packed} timeloop-model.stats.txt
         else cp {plain} timeloop-model.stats.txt; fi
         """)
-    stock = fake(tmp_path, "stock-model", f"cp {plain} timeloop-model.stats.txt\n")
-    assert probe_mode(fork, WorkDirs(tmp_path / "w1")) == NATIVE
-    assert probe_mode(stock, WorkDirs(tmp_path / "w2")) == STOCK
+    stock = fake(tmp_path, "stock-model", needs_tables + f"cp {plain} timeloop-model.stats.txt\n")
+    cache = tmp_path / "probe-cache"
+    assert probe_mode(fork, WorkDirs(tmp_path / "w1"), cache_dir=cache) == NATIVE
+    assert probe_mode(stock, WorkDirs(tmp_path / "w2"), cache_dir=cache) == STOCK
+    assert calls.read_text().count("run") == 4
+    assert probe_mode(fork, WorkDirs(tmp_path / "w1"), cache_dir=cache) == NATIVE
+    assert probe_mode(stock, WorkDirs(tmp_path / "w2"), cache_dir=cache) == STOCK
+    assert calls.read_text().count("run") == 4, "verdicts come from the cache"
+    fork.write_text(fork.read_text() + "\n")  # a rebuilt binary is probed again
+    assert probe_mode(fork, WorkDirs(tmp_path / "w1"), cache_dir=cache) == NATIVE
+    assert calls.read_text().count("run") == 6
 
 
 def test_golden_ert_folders_are_readable(shared_dir: Path) -> None:
@@ -258,24 +270,73 @@ def test_golden_ert_folders_are_readable(shared_dir: Path) -> None:
     assert os.path.isdir(SHARED_DIR)
 
 
-def test_cli_backend_takes_timeloop_style_files(shared_dir: Path, tmp_path: Path) -> None:
-    """Plumbing only: files in, binary called with ERT/ART, stats parsed (the fake replays them)."""
-    from wrapper.timeloop.cli_backend import evaluate_files
-
-    record, *_ = golden_case()
-    raw = next((shared_dir / "golden" / "raw" / record["case_id"]).glob("model_0_*"))
-    files = [tmp_path / "arch.yaml", tmp_path / "prob.yaml", tmp_path / "map.yaml"]
+def _record_files(record: dict, folder: Path) -> list[Path]:
+    """A golden record's arch, problem, mapping and component texts as files in ``folder``."""
+    files = [folder / "arch.yaml", folder / "prob.yaml", folder / "map.yaml"]
     for path, text in zip(files, (record["arch_yaml"], record["problem_yaml"],
                                   record["mapping_yaml"])):
         path.write_text(text)
     for i, text in enumerate(record["components_yaml"].values()):
-        files.append(tmp_path / f"component{i}.yaml")
+        files.append(folder / f"component{i}.yaml")
         files[-1].write_text(text)
+    return files
+
+
+def test_evaluate_cli_hands_the_given_tables_to_timeloop(
+        shared_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plumbing only: files in, binary called with the user's ERT/ART, stats parsed (the fake
+    replays the golden output)."""
+    from wrapper.backends import evaluate_files
+
+    record, *_ = golden_case()
+    raw = next((shared_dir / "golden" / "raw" / record["case_id"]).glob("model_0_*"))
     ert_dir = shared_dir / "golden" / "ert" / "eyeriss"
-    files += [ert_dir / "timeloop-mapper.ERT.yaml", ert_dir / "timeloop-mapper.ART.yaml"]
-    model = _model(tmp_path, f"""\
+    files = _record_files(record, tmp_path) + [ert_dir / "timeloop-mapper.ERT.yaml",
+                                               ert_dir / "timeloop-mapper.ART.yaml"]
+    tool = fake(tmp_path, "timeloop-model", f"""\
         case "$*" in *timeloop-mapper.ERT.yaml*timeloop-mapper.ART.yaml*) ;; *) exit 9;; esac
         cp {raw}/timeloop-model.stats.txt {raw}/timeloop-model.stats.csv .
         """)
-    stats = evaluate_files(files, model)
+    monkeypatch.setenv("QUANTMAP_TIMELOOP_MODEL", str(tool))
+    monkeypatch.setenv("QUANTMAP_TIMELOOP_MODE", NATIVE)
+    stats = evaluate_files(files, "timeloop")
     assert stats.cycles == record["results"]["summary"]["cycles"]
+
+
+def test_a_mapping_timeloop_cannot_map_is_an_invalid_result(shared_dir: Path,
+                                                            tmp_path: Path) -> None:
+    model = _model(tmp_path, """\
+        echo "ERROR: couldn't map level psum_spad: mapped tile size 48 exceeds buffer capacity 24" >&2
+        exit 1
+        """)
+    _, arch, problem, mapping = golden_case()
+    stats = model.evaluate(arch, problem, mapping, shared_dir / "golden" / "ert" / "eyeriss")
+    assert not stats.valid
+    assert stats.reason == "psum_spad: mapped tile size 48 exceeds buffer capacity 24"
+
+
+def test_a_crash_while_the_build_is_rewritten_is_retried_once(tmp_path: Path) -> None:
+    """An install rewriting a running tool's library in place gets it killed with SIGBUS; the
+    fake does both itself on its first run."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "libtimeloop-mapper.so").write_text("old build")
+    tool = fake(tmp_path / "bin", "timeloop-mapper", f"""\
+        if [ ! -e {tmp_path}/reinstalled ]; then
+          touch {tmp_path}/reinstalled; echo 'new build, longer' > {tmp_path}/lib/libtimeloop-mapper.so
+          kill -BUS $$
+        fi
+        echo second run fine
+        """)
+    result = run_job([str(tool)], tmp_path / "job", timeout_s=30)
+    log = result.log_path.read_text()
+    assert result.returncode == 0 and "second run fine" in log
+    assert "build changed on disk" in log and "libtimeloop-mapper.so" in log
+
+
+def test_a_crash_of_an_unchanged_build_is_not_retried(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    tool = fake(tmp_path, "timeloop-mapper", f"echo run >> {calls}\nkill -BUS $$\n")
+    with pytest.raises(BackendError, match="crashed with signal SIGBUS"):
+        run_job([str(tool)], tmp_path / "job", timeout_s=30)
+    assert calls.read_text().count("run") == 1

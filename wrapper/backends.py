@@ -11,18 +11,17 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .engine.builtin import BuiltinEngine
 from .engine.costmodel import BuiltinCostModel
 from .engine.energy_model import builtin_energy_table
 from .errors import ConfigError, unknown_name_fix
 from .spec.costmodel import CostModel, mapper_settings
 from .spec.ert import EnergyTable, art_areas, ert_from_dict
-from .spec.inputs import load_inputs
+from .spec.inputs import SpecInputs, load_inputs
 from .spec.mapping import Mapping, dump_mapping
 from .spec.problem import Problem
 from .spec.stats import Stats
-from .timeloop.cli_backend import evaluate_files as evaluate_with_timeloop
 from .timeloop.costmodel import TimeloopCostModel
+from .timeloop.energy_tables import tables_from_inputs
 
 ENGINES = {"builtin": BuiltinCostModel, "timeloop": TimeloopCostModel}
 
@@ -46,29 +45,42 @@ def energy_table_for(data: dict[str, Any], origin: dict[str, str], arch: Any,
     return table
 
 
+def cost_model_for(engine: str, inputs: SpecInputs) -> CostModel:
+    """The engine for merged input files, with the ERT/ART among them: the built-in engine gets
+    the table read from them (else its built-in energy model), the real tools get the files."""
+    if engine == "timeloop":
+        return get_cost_model("timeloop",
+                              energy_tables=tables_from_inputs(inputs.data, inputs.origin))
+    return get_cost_model(engine, energy_table=energy_table_for(
+        inputs.data, inputs.origin, inputs.arch, inputs.problem))
+
+
+def print_notes(inputs: SpecInputs, model: CostModel) -> None:
+    """What changed the inputs or how the numbers were obtained, one ``note:`` line each."""
+    for note in (*inputs.notes, *getattr(model, "notes", ())):
+        print(f"note: {note}", file=sys.stderr)
+
+
 def evaluate_files(paths: Sequence[str | Path], engine: str = "builtin") -> Stats:
-    """Evaluate the mapping in merged timeloop-model input files with the chosen engine."""
-    if engine != "builtin":
-        return evaluate_with_timeloop(paths)
+    """Evaluate the mapping among the merged timeloop-model input files with ``engine``."""
     inputs = load_inputs(paths, required=("architecture", "problem", "mapping"))
-    table = energy_table_for(inputs.data, inputs.origin, inputs.arch, inputs.problem)
-    return BuiltinEngine().evaluate(inputs.arch, inputs.problem, inputs.mapping(), table)
+    model = cost_model_for(engine, inputs)
+    stats = model.evaluate(inputs.arch, inputs.problem, inputs.mapping())
+    print_notes(inputs, model)
+    return stats
 
 
 def map_files(paths: Sequence[str | Path], out_dir: str | Path,
               engine: str = "builtin") -> tuple[Path, Mapping, Stats]:
-    """Search the best mapping for the merged input files; write ``<name>.map.yaml``."""
+    """Search the best mapping for the merged timeloop-mapper input files with ``engine``;
+    write ``<name>.map.yaml`` (``<name>``: the mapper section's ``out_prefix``, else the problem
+    file's stem)."""
     inputs = load_inputs(paths)
-    data, origin, arch, problem = inputs.data, inputs.origin, inputs.arch, inputs.problem
-    for note in inputs.notes:
-        print(f"note: {note}", file=sys.stderr)
-    settings = mapper_settings(data.get("mapper"), origin.get("mapper"))
-    if engine == "builtin":
-        model = get_cost_model("builtin", energy_table=energy_table_for(data, origin, arch, problem))
-    else:
-        model = get_cost_model(engine)
-    mapping, stats = model.search(arch, problem, settings)
-    section = data.get("mapper") or {}
-    name = str(section.get("out_prefix") or Path(origin["problem"]).stem)
+    settings = mapper_settings(inputs.data.get("mapper"), inputs.origin.get("mapper"))
+    model = cost_model_for(engine, inputs)
+    mapping, stats = model.search(inputs.arch, inputs.problem, settings)
+    print_notes(inputs, model)
+    section = inputs.data.get("mapper") or {}
+    name = str(section.get("out_prefix") or Path(inputs.origin["problem"]).stem)
     path = dump_mapping(mapping, Path(out_dir) / f"{name}.map.yaml")
     return path, mapping, stats

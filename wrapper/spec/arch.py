@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import SpecError, unknown_name_fix
+from .v04 import is_v04, tree_from_nodes
 from .yamlio import load_specs
 
 _INSTANCE_RANGE = re.compile(r"^(?P<base>[^\[]+)\[(?P<lo>\d+)\.\.(?P<hi>\d+)\]$")
@@ -302,6 +303,9 @@ def arch_from_dict(data: Mapping[str, Any], source: str | None = None,
         raise SpecError("missing key 'architecture'", file=source, field="architecture",
                         fix="give the architecture file (top-level 'architecture:')")
     spec = data["architecture"]
+    if is_v04(spec):  # read as the v0.3 tree, which is also what Timeloop and Accelergy get
+        spec = tree_from_nodes(spec, source)
+        data = {**data, "architecture": spec}
     if not isinstance(spec, Mapping) or "subtree" not in spec:
         raise SpecError("missing key 'subtree'", file=source, field="architecture.subtree",
                         fix="use Timeloop v0.3 format: architecture: {version: 0.3, subtree: [...]}")

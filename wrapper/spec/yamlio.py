@@ -28,10 +28,29 @@ def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
 _SpecDumper.add_representer(str, _str_presenter)
 
 
+TAG_KEY = "!"
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """Safe loading that keeps the node tags of Timeloop v0.4 specs (``!Container`` ...) under
+    the ``TAG_KEY`` key of the mapping instead of refusing them."""
+
+
+def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        return {TAG_KEY: suffix, **loader.construct_mapping(node, deep=True)}
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)
+
+
+_SpecLoader.add_multi_constructor("!", _tagged)
+
+
 def parse_yaml_text(text: str, source: str | None = None) -> Any:
     """Parse YAML text; a syntax error becomes a SpecError naming the source and line."""
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_SpecLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"

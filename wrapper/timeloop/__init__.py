@@ -1,5 +1,5 @@
 """The real Timeloop/Accelergy backend: discovery, runner, output parsers, patch set, CostModel.
 
-Entry points: ``costmodel.TimeloopCostModel`` (registered as engine "timeloop") and
-``cli_backend.evaluate_files`` / ``map_files`` for the ``--engine timeloop`` CLIs.
+Entry point: ``costmodel.TimeloopCostModel`` (registered as engine "timeloop"), which the
+``--engine timeloop`` CLIs and experiments use alike.
 """

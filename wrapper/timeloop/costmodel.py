@@ -4,12 +4,13 @@ One call = one job in its own work directory: write the spec files, run the bina
 precomputed ERT/ART (Accelergy once per arch, cached), parse the outputs into ``Stats`` and
 ``Mapping``. Bit widths that do not fit a word are refused before any binary runs. In stock mode
 (a Timeloop that ignores ``bitwidths:``) the storage-model patch set rewrites the spec and the
-counts are converted back to packed words.
+run's operand counts are converted back to the fork's packed words, energy and cycles.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -21,35 +22,56 @@ from ..spec.mapping import Mapping, check_precision, load_mapping
 from ..spec.problem import Problem
 from ..spec.stats import Stats
 from .discovery import Binaries, find_binaries
-from .energy_tables import AccelergyCache, EnergyTables, tables_in
-from .outputs import output_file, read_stats
-from .patching import PatchPlan, patch_spec, plan_patches, unpack_stats
+from .energy_tables import AccelergyCache, EnergyTables, as_energy_table, tables_in
+from .outputs import invalid_mapping_reason, output_file, read_stats_text
+from .patching import PatchPlan, StockRun, patch_spec, plan_patches, unpack_stats
 from .probe import NATIVE, STOCK, probe_mode
 from .runner import WorkDirs, read_tail, run_job, run_parallel
 from .specs import tool_problem, write_mapper_inputs, write_model_inputs
+from .stats_text import occupancy
 
 MODES = ("auto", NATIVE, STOCK)
+# Sets the mode when the caller gives none: skips the probe, or forces stock rules on the fork.
+MODE_ENV = "QUANTMAP_TIMELOOP_MODE"
+WARNING = "warning: "
+_WARNED: set[str] = set()
+
+
+def _warn_once(line: str) -> None:
+    """Print a warning line on stderr the first time this process meets it (every job of an
+    experiment shares one arch, so a per-call warning would repeat thousands of times)."""
+    if line not in _WARNED:
+        _WARNED.add(line)
+        print(line, file=sys.stderr)
 
 
 def default_cache_dir() -> Path:
-    """Where Accelergy tables are cached (``$QUANTMAP_CACHE`` or the user cache folder)."""
+    """Where Accelergy tables and probe verdicts are cached (under ``$QUANTMAP_CACHE``, else the
+    user cache folder)."""
     root = os.environ.get("QUANTMAP_CACHE") or os.environ.get("XDG_CACHE_HOME")
-    return Path(root or Path.home() / ".cache") / "quantmap" / "accelergy"
+    return Path(root or Path.home() / ".cache") / "quantmap"
 
 
 class TimeloopCostModel:
-    """CostModel over the Timeloop binaries (``evaluate``, ``search``, ``evaluate_many``)."""
+    """CostModel over the Timeloop binaries (``evaluate``, ``search``, ``evaluate_many``).
+
+    ``energy_tables`` (an Accelergy output folder or an ``EnergyTables`` pair) is used for every
+    call that does not pass its own; without either, Accelergy runs once per arch (cached).
+    ``notes`` collects what the caller should know about how numbers were obtained.
+    """
 
     name = "timeloop"
     version = "timeloop-binaries-1"
 
-    def __init__(self, binaries: Binaries | None = None, *, mode: str = "auto",
+    def __init__(self, binaries: Binaries | None = None, *, mode: str | None = None,
                  work_root: Path | None = None, keep_work: str = "failed",
                  cache_dir: Path | None = None, timeout_s: float = 300.0,
-                 mapper_threads: int = 1, workers: int = 1) -> None:
+                 mapper_threads: int = 1, workers: int = 1,
+                 energy_tables: EnergyTables | str | Path | None = None) -> None:
+        mode = mode or os.environ.get(MODE_ENV) or "auto"
         if mode not in MODES:
             raise ConfigError(f"unknown Timeloop mode '{mode}'", field="timeloop.mode",
-                              fix=f"use one of {', '.join(MODES)}")
+                              fix=f"use one of {', '.join(MODES)} (option 'mode' or ${MODE_ENV})")
         self.binaries = binaries if binaries is not None else find_binaries()
         self.work_dirs = WorkDirs(work_root or Path(tempfile.gettempdir()) / "quantmap-timeloop",
                                   keep=keep_work)
@@ -58,22 +80,32 @@ class TimeloopCostModel:
         self.mapper_threads = mapper_threads
         self.workers = workers
         self._mode = None if mode == "auto" else mode
+        self.energy_tables = energy_tables
+        self.notes: list[str] = []
 
     @property
     def mode(self) -> str:
         """``native`` (fork honours bitwidths) or ``stock``; probed once on first use."""
         if self._mode is None:
-            self._mode = probe_mode(self.binaries.require("timeloop-model"), self.work_dirs)
+            self._mode = probe_mode(self.binaries.require("timeloop-model"), self.work_dirs,
+                                    cache_dir=self.cache_dir / "probe")
         return self._mode
 
     def _tables(self, arch: Arch, energy_table: EnergyTables | str | Path | None) -> EnergyTables:
+        energy_table = energy_table if energy_table is not None else self.energy_tables
         if isinstance(energy_table, EnergyTables):
             return energy_table
         if energy_table is not None:
             return tables_in(energy_table)
-        cache = AccelergyCache(self.binaries.require("accelergy"), self.cache_dir,
+        cache = AccelergyCache(self.binaries.require("accelergy"), self.cache_dir / "accelergy",
                                timeout_s=self.timeout_s)
-        return cache.tables_for(arch.spec)
+        tables = cache.tables_for(arch.spec)
+        for note in tables.notes:
+            if note.startswith(WARNING):
+                _warn_once(note)
+            elif note not in self.notes:
+                self.notes.append(note)
+        return tables
 
     def _prepare(self, arch: Arch, problem: Problem,
                  mapping: Mapping | None) -> tuple[dict, Problem, PatchPlan | None]:
@@ -84,6 +116,17 @@ class TimeloopCostModel:
         plan = plan_patches(arch, problem, mapping)
         return patch_spec(arch.spec, plan, arch.source), tool_problem(problem, False), plan
 
+    @staticmethod
+    def _result(work_dir: Path, prefix: str, arch: Arch, problem: Problem,
+                plan: PatchPlan | None, tables: EnergyTables) -> Stats:
+        """The run's Stats; for a patched stock run, converted to the fork's numbers."""
+        stats, parsed = read_stats_text(work_dir, prefix, read_tail(work_dir / "run.log"))
+        if plan is None:
+            return stats
+        compute_cycles, instances = occupancy(parsed, prefix)
+        return unpack_stats(StockRun(stats, compute_cycles, instances), arch, problem,
+                            as_energy_table(tables))
+
     def evaluate(self, arch: Arch, problem: Problem, mapping: Mapping,
                  energy_table: EnergyTables | str | Path | None = None) -> Stats:
         """Run timeloop-model on one mapping and parse its stats (BackendError on failure)."""
@@ -93,10 +136,15 @@ class TimeloopCostModel:
 
         def job(work_dir: Path) -> Stats:
             files = write_model_inputs(work_dir, spec, tool_prob, mapping)
-            run_job([str(model), files[0].name, str(tables.ert), str(tables.art),
-                     *(f.name for f in files[1:])], work_dir, timeout_s=self.timeout_s)
-            stats = read_stats(work_dir, "timeloop-model", read_tail(work_dir / "run.log"))
-            return stats if plan is None else unpack_stats(stats, plan, problem)[0]
+            try:
+                run_job([str(model), files[0].name, *tables.paths, *(f.name for f in files[1:])],
+                        work_dir, timeout_s=self.timeout_s)
+            except BackendError as exc:
+                reason = invalid_mapping_reason(exc.log_tail)
+                if reason is None:
+                    raise
+                return Stats.invalid(reason)
+            return self._result(work_dir, "timeloop-model", arch, problem, plan, tables)
 
         return self.work_dirs.run(f"model-{arch.name}-{problem.precision.label()}", job)
 
@@ -118,17 +166,16 @@ class TimeloopCostModel:
 
         def job(work_dir: Path) -> tuple[Mapping, Stats]:
             files = write_mapper_inputs(work_dir, spec, tool_prob, settings, self.mapper_threads)
-            run_job([str(mapper), files[0].name, str(tables.ert), str(tables.art),
-                     *(f.name for f in files[1:])], work_dir, timeout_s=timeout)
+            run_job([str(mapper), files[0].name, *tables.paths, *(f.name for f in files[1:])],
+                    work_dir, timeout_s=timeout)
             map_yaml = output_file(work_dir, "timeloop-mapper", "map.yaml")
             tail = read_tail(work_dir / "run.log")
             if not map_yaml.is_file() or not map_yaml.read_text().strip():
                 raise BackendError("timeloop-mapper found no valid mappings", file=str(map_yaml),
                                    log_tail=tail, fix="relax constraints, raise the search budget "
                                    "or check that the layer fits the buffers")
-            found = load_mapping(map_yaml)
-            stats = read_stats(work_dir, "timeloop-mapper", tail)
-            return found, (stats if plan is None else unpack_stats(stats, plan, problem)[0])
+            return load_mapping(map_yaml), self._result(work_dir, "timeloop-mapper", arch,
+                                                        problem, plan, tables)
 
         return self.work_dirs.run(f"mapper-{arch.name}-{problem.precision.label()}", job)
 

@@ -2,23 +2,33 @@
 
 Stock Timeloop counts operands, one per word. The authors' fork packs k = floor(W/b) operands into
 a W-bit word (docs/packing.md). These rules make stock Timeloop see packed storage by
-rewriting the spec, and turn its operand counts back into packed words afterwards
-(patches/README.md explains each rule and where it is exact):
+rewriting the spec, and turn its operand counts back into the fork's numbers afterwards
+(patches/README.md explains each rule):
 
-R1  A level whose kept dataspaces all have k = 1 is left alone (exact).
+R1  A level whose kept dataspaces all have k = 1 is left alone.
 R2  A level whose kept dataspaces share one k > 1 becomes a level of k-times-smaller words:
     word-bits W -> floor(W/k), block-size B -> B*k, width -> word-bits*block-size, bandwidths
-    (words/cycle) x k, depth unchanged. Capacity in operands is then depth*B*k, so a tile of t
-    operands fits iff ceil(t/k) <= depth*B, and vector accesses are ceil(x/(B*k)) =
-    ceil(ceil(x/k)/B) exactly as in the fork. Exact for capacity with one kept dataspace; with
-    several, the fork rounds each dataspace up separately (up to n-1 words more): approximate.
-R3  A level whose kept dataspaces have different k gets R2 with the smallest k (capacity never
-    over-estimated): approximate.
-R4  Reported counts (reads, fills, updates, utilized capacity) of dataspace d become
-    ceil(x/k_d) with d's own k (exact: checked on all 198 golden cross evaluations); energies
-    are rescaled by k_level*ceil-sum/raw-sum, an approximation because Timeloop's energy per
-    access depends on the access mix (golden: total energy within 2.3e-4).
-Levels whose word is narrower than a bit width are refused before anything runs.
+    (words/cycle) x k, depth unchanged. With one kept dataspace a tile of t operands then fits
+    iff ceil(t/k) <= depth*B, exactly as in the fork; with several, the fork rounds each dataspace
+    up to whole words separately, so stock Timeloop may accept a mapping the fork refuses (R5
+    refuses it afterwards), never the reverse, since t <= k*ceil(t/k).
+R3  A level whose kept dataspaces have different k gets R2 with the smallest k, and when a
+    mapping is evaluated its depth grows by ceil(k_max/k_min): then sum(t_d) <= k_max *
+    sum(ceil(t_d/k_d)) guarantees stock Timeloop never refuses a tile set the fork accepts, and
+    R5 decides. For a mapper search the depth stays (the search space is then a subset of the
+    fork's, never a superset beyond what R5 catches).
+R4  Counts (reads, fills, updates, utilized capacity) of dataspace d become ceil(x/k_d) with d's
+    own k (checked on all golden cross evaluations). Energies are re-priced from those words with
+    the energy table Timeloop was given (vector accesses x energy per vector access, per utilized
+    cluster), and every level's cycles are recomputed from the packed words and the original
+    bandwidths (the fork throttles on words, summed over dataspaces); compute cycles come from the
+    stock run. This reproduces the fork's energy and cycles, not only its counts.
+R5  The fork's capacity rule on the packed tiles: sum over kept dataspaces of ceil(t_d/k_d) <=
+    depth*B at every bounded level; a violation makes the result invalid with that reason.
+Levels whose word is narrower than a bit width are refused before anything runs. What remains
+inexact: network (wire) energy, which stock Timeloop prices from its own word counts, and
+energy sources other than read/write per vector access (address generation, temporal
+reduction), which the golden specs do not use.
 """
 
 from __future__ import annotations
@@ -28,16 +38,23 @@ from dataclasses import dataclass, replace
 from typing import Any
 from typing import Mapping as MappingType
 
+import numpy as np
+
+from ..engine.energy_lookup import storage_energies
+from ..engine.pricing import PackedCounts, dataspace_energy, level_cycles
 from ..errors import SpecError
 from ..spec.arch import Arch, StorageLevel
+from ..spec.ert import EnergyTable
 from ..spec.mapping import Mapping, check_precision
 from ..spec.precision import DATASPACES, packed_count, packing_factor
 from ..spec.problem import Problem
 from ..spec.stats import DataspaceStats, LevelStats, Stats
+from .stats_text import utilization
 
 _BANDWIDTH_KEYS = ("read_bandwidth", "write_bandwidth", "shared_bandwidth",
                    "read-bandwidth", "write-bandwidth", "shared-bandwidth")
 _WIDTH_KEYS = ("width", "memory_width")
+_DEPTH_KEYS = ("depth", "memory_depth")
 
 
 @dataclass(frozen=True)
@@ -50,13 +67,14 @@ class LevelRewrite:
     k: int                          # packing factor applied to the level (1 = untouched)
     word_bits: int
     block_size: int
-    capacity_exact: bool
+    capacity_exact: bool            # stock Timeloop's own capacity check equals the fork's
     rule: str
     note: str
+    depth_scale: int = 1            # R3: depth growth that leaves the capacity decision to R5
 
     @property
     def changed(self) -> bool:
-        return self.k > 1
+        return self.k > 1 or self.depth_scale > 1
 
 
 @dataclass(frozen=True)
@@ -70,13 +88,15 @@ class PatchPlan:
 
     @property
     def exact(self) -> bool:
-        """True when every level's capacity rule is exact (counts are exact by construction)."""
+        """True when stock Timeloop's capacity check alone equals the fork's at every level
+        (otherwise R5 makes the decision afterwards)."""
         return all(level.capacity_exact for level in self.levels)
 
     def report(self) -> list[str]:
-        """One line per level: rule applied, k, new word bits/block size, exact or approximate."""
+        """One line per level: rule applied, k, new word bits/block size, who checks capacity."""
         return [f"{lv.level}: {lv.rule} k={lv.k} word-bits={lv.word_bits} block-size="
-                f"{lv.block_size} ({'exact' if lv.capacity_exact else 'approximate'}: {lv.note})"
+                f"{lv.block_size}" + (f" depth x{lv.depth_scale}" if lv.depth_scale > 1 else "")
+                + f" ({'exact' if lv.capacity_exact else 'capacity checked by R5'}: {lv.note})"
                 for lv in self.levels]
 
 
@@ -96,19 +116,19 @@ def kept_dataspaces(arch: Arch, problem: Problem, level: str,
     return names
 
 
-def _rewrite(level: StorageLevel, factors: dict[str, int]) -> LevelRewrite:
-    def make(k: int, exact: bool, rule: str, note: str) -> LevelRewrite:
+def _rewrite(level: StorageLevel, factors: dict[str, int], evaluating: bool) -> LevelRewrite:
+    def make(k: int, exact: bool, rule: str, note: str, depth_scale: int = 1) -> LevelRewrite:
         return LevelRewrite(level.name, level.word_bits, factors, k, level.word_bits // k,
-                            level.block_size * k, exact, rule, note)
+                            level.block_size * k, exact, rule, note, depth_scale)
 
     distinct = sorted(set(factors.values()))
     if not factors or distinct == [1]:
         return make(1, True, "R1", "no packing at this level")
     k = distinct[0]
     if len(distinct) > 1:
-        what = "the level stays unpacked" if k == 1 else f"capacity uses k={k}"
-        return make(k, False, "R3", f"dataspaces pack differently {factors}; {what}, so "
-                                    f"capacity is under-estimated")
+        scale = -(-distinct[-1] // k) if evaluating and level.depth is not None else 1
+        return make(k, False, "R3", f"dataspaces pack differently {factors}; words use k={k}",
+                    scale)
     if len(factors) > 1:
         return make(k, False, "R2", f"{len(factors)} dataspaces share the level; the fork rounds "
                                     f"each up to whole words")
@@ -116,13 +136,14 @@ def _rewrite(level: StorageLevel, factors: dict[str, int]) -> LevelRewrite:
 
 
 def plan_patches(arch: Arch, problem: Problem, mapping: Mapping | None = None) -> PatchPlan:
-    """Decide the rewrite of every storage level (refuses bit widths a word cannot hold)."""
+    """Decide the rewrite of every storage level (refuses bit widths a word cannot hold); with a
+    mapping the plan is for evaluating it, without one for a mapper search."""
     check_precision(arch, problem, mapping, arch.source)
     rewrites = []
     for level in arch.levels:
         factors = {d: packing_factor(problem.precision.bits(d), level.word_bits)
                    for d in kept_dataspaces(arch, problem, level.name, mapping) if d in DATASPACES}
-        rewrites.append(_rewrite(level, factors))
+        rewrites.append(_rewrite(level, factors, mapping is not None))
     return PatchPlan(tuple(rewrites))
 
 
@@ -163,42 +184,63 @@ def patch_spec(spec: MappingType[str, Any], plan: PatchPlan,
         for key in _BANDWIDTH_KEYS:
             if isinstance(attrs.get(key), (int, float)):
                 attrs[key] = attrs[key] * rewrite.k
+        for key in _DEPTH_KEYS:
+            if isinstance(attrs.get(key), int):
+                attrs[key] = attrs[key] * rewrite.depth_scale
     return patched
 
 
-def _packed(ds: DataspaceStats, k_level: int, k: int) -> tuple[DataspaceStats, bool]:
-    raw = (ds.reads, ds.fills, ds.updates)
-    packed = tuple(packed_count(x, k) for x in raw)
-    exact = all(x % k == 0 for x in raw)
-    energy = ds.energy_pj * k_level * sum(packed) / sum(raw) if sum(raw) else ds.energy_pj
-    return DataspaceStats(utilized_capacity=packed_count(ds.utilized_capacity, k), reads=packed[0],
-                          fills=packed[1], updates=packed[2], operands_per_word=k,
-                          energy_pj=energy), exact
+@dataclass(frozen=True)
+class StockRun:
+    """What a stock timeloop-model run reports beyond ``Stats``: its compute cycles, and per
+    (level, dataspace) the utilized instances (which energy is spread over)."""
+
+    stats: Stats
+    compute_cycles: int
+    utilized_instances: MappingType[tuple[str, str], int]
 
 
-def unpack_stats(stats: Stats, plan: PatchPlan, problem: Problem) -> tuple[Stats, list[str]]:
-    """R4: operand counts of a patched stock run -> packed words; notes list inexact energies."""
+def _packed_counts(ds: DataspaceStats, k: int, instances: int) -> PackedCounts:
+    def one(x: int) -> np.ndarray:
+        return np.array([packed_count(x, k)], dtype=np.int64)
+
+    return PackedCounts(one(ds.utilized_capacity), one(ds.reads), one(ds.fills), one(ds.updates),
+                        k, np.array([instances], dtype=np.int64))
+
+
+def unpack_stats(run: StockRun, arch: Arch, problem: Problem, table: EnergyTable | None) -> Stats:
+    """R4 and R5: the fork's Stats from a stock run of the rewritten spec (see module docstring);
+    ``table`` is the energy table Timeloop was given (None: its built-in defaults)."""
+    stats = run.stats
     if not stats.valid:
-        return stats, []
-    notes: list[str] = []
+        return stats
+    compute = np.array([float(run.compute_cycles)])
     levels: list[LevelStats] = []
-    by_name = {lv.level: lv for lv in plan.levels}
-    for level in stats.levels:
-        rewrite = by_name.get(level.name)
+    for level_stats in stats.levels:
+        level = arch.level(level_stats.name)
+        energies = storage_energies(level, table)
+        counts: dict[str, PackedCounts] = {}
         spaces: dict[str, DataspaceStats] = {}
-        for name, ds in level.dataspaces.items():
-            k = 1 if rewrite is None else packing_factor(problem.precision.bits(name),
-                                                         rewrite.original_word_bits)
-            if rewrite is None or (k == 1 and rewrite.k == 1):
-                spaces[name] = ds
+        for name in problem.shape.dataspace_names:
+            ds = level_stats.dataspaces.get(name)
+            if ds is None:
                 continue
-            spaces[name], exact = _packed(ds, rewrite.k, k)
-            if not exact:
-                notes.append(f"{level.name}.{name}: counts not divisible by k={k}; energy "
-                             f"approximate (rounding to whole words)")
-        levels.append(replace(level, dataspaces=spaces,
-                              energy_pj=sum(d.energy_pj for d in spaces.values())))
+            k = packing_factor(problem.precision.bits(name), level.word_bits)
+            counts[name] = c = _packed_counts(ds, k, run.utilized_instances[(level.name, name)])
+            energy = float(dataspace_energy(level, c, energies.read, energies.write)[0])
+            spaces[name] = DataspaceStats(int(c.capacity[0]), int(c.reads[0]), int(c.fills[0]),
+                                          int(c.updates[0]), k, energy)
+        needed = sum(int(c.capacity[0]) for c in counts.values())
+        if level.size_words is not None and needed > level.size_words:
+            parts = ", ".join(f"{n} {int(c.capacity[0])}" for n, c in counts.items())
+            return Stats.invalid(f"capacity exceeded at level {level.name}: needs {needed} words "
+                                 f"({parts}), has {level.size_words} words")
+        cycles = int(level_cycles(level, list(counts.values()), compute)[0])
+        levels.append(LevelStats(level.name, sum(d.energy_pj for d in spaces.values()), cycles,
+                                 spaces))
     energy = stats.energy_pj - sum(lv.energy_pj for lv in stats.levels) + sum(
         lv.energy_pj for lv in levels)
-    return replace(stats, levels=tuple(levels), energy_pj=energy,
-                   pj_per_mac=energy / stats.macs if stats.macs else 0.0), notes
+    cycles = max([run.compute_cycles, *(lv.cycles for lv in levels)])
+    return replace(stats, levels=tuple(levels), energy_pj=energy, cycles=cycles,
+                   utilization=utilization(stats.macs, cycles, arch.arithmetic.instances),
+                   pj_per_mac=energy / stats.macs if stats.macs else 0.0)

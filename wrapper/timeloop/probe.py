@@ -1,15 +1,20 @@
 """Tell whether the installed timeloop-model honours ``bitwidths:`` (native) or ignores it (stock).
 
-Native builds are the authors' fork and upstream Timeloop with QuantMap's patch series
-(``patches/``); both pack narrow operands into words. The probe evaluates one tiny layer twice on a
-two-level toy architecture, without and with 4-bit operands on 16-bit words. A native build packs
-4 operands per word, so the DRAM reads of Weights drop to a quarter; stock Timeloop reports the
-same counts both times. Counting, not version strings, decides: forks and builds do not label
-themselves.
+The probe evaluates one tiny layer twice on a two-level toy architecture, without and with 4-bit
+operands on 16-bit words. The fork packs 4 operands per word, so the DRAM reads of Weights drop
+to a quarter; stock Timeloop reports the same counts both times. Counting, not version strings,
+decides: forks and builds do not label themselves.
+
+The probe hands timeloop-model its own energy/area tables, so it needs no Accelergy (an Accelergy
+without a primitive component library would give an empty table for the toy's primitive classes,
+and timeloop-model would stop on it). The verdict is cached per binary (path, size, mtime): a
+session probes each build once, and a rebuilt binary is probed again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +23,7 @@ from ..spec.mapping import mapping_from_dict
 from ..spec.precision import Precision
 from ..spec.problem import CNN_LAYER_SHAPE, Problem
 from ..spec.stats import Stats
+from ..spec.yamlio import dump_yaml_file, write_text_atomic
 from .outputs import read_stats
 from .runner import WorkDirs, run_job
 from .specs import write_model_inputs
@@ -43,13 +49,31 @@ PROBE_MAPPING: list[dict[str, Any]] = [
 PROBE_PROBLEM = Problem(CNN_LAYER_SHAPE, {"C": 16, "M": 2, "R": 1, "S": 1, "N": 1, "P": 1, "Q": 1},
                         dict(CNN_LAYER_SHAPE.coefficients))
 
+# Energies are irrelevant to the verdict (only counts are compared); any positive number will do.
+_PROBE_COMPONENTS = (("system.MainMemory", ("read", "write")),
+                     ("system.chip.Buffer", ("read", "write")),
+                     ("system.chip.mac", ("compute",)))
+PROBE_ERT = {"ERT": {"version": 0.3, "tables": [
+    {"name": name, "actions": [{"name": action, "energy": 1.0} for action in actions]}
+    for name, actions in _PROBE_COMPONENTS]}}
+PROBE_ART = {"ART": {"version": 0.3, "tables": [
+    {"name": name, "area": 1.0} for name, _ in _PROBE_COMPONENTS]}}
+
 
 def _weights_reads(stats: Stats) -> int:
     return stats.levels[-1].dataspaces["Weights"].reads
 
 
-def probe_mode(model: Path, work_dirs: WorkDirs, timeout_s: float = 60.0) -> str:
-    """``native`` when packed counts differ from unpacked ones, else ``stock``."""
+def binary_key(binary: Path) -> str:
+    """Identity of one build: its resolved path, size and modification time."""
+    resolved = Path(binary).resolve()
+    info = resolved.stat()
+    text = f"{resolved}\0{info.st_size}\0{info.st_mtime_ns}"
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def run_probe(model: Path, work_dirs: WorkDirs, timeout_s: float = 60.0) -> str:
+    """Run the probe now: ``native`` when packed counts differ from unpacked ones, else ``stock``."""
     arch = arch_from_dict(PROBE_SPEC, "probe")
     mapping = mapping_from_dict(PROBE_MAPPING, "probe")
 
@@ -57,8 +81,30 @@ def probe_mode(model: Path, work_dirs: WorkDirs, timeout_s: float = 60.0) -> str
         def job(work_dir: Path) -> int:
             files = write_model_inputs(work_dir, arch.spec, PROBE_PROBLEM.with_precision(precision),
                                        mapping)
-            run_job([str(model), *(f.name for f in files)], work_dir, timeout_s=timeout_s)
+            ert = dump_yaml_file(PROBE_ERT, work_dir / "probe.ERT.yaml")
+            art = dump_yaml_file(PROBE_ART, work_dir / "probe.ART.yaml")
+            run_job([str(model), files[0].name, ert.name, art.name, *(f.name for f in files[1:])],
+                    work_dir, timeout_s=timeout_s)
             return _weights_reads(read_stats(work_dir, "timeloop-model"))
         return work_dirs.run(f"probe-{precision.label()}", job)
 
     return NATIVE if run(Precision.uniform(4)) < run(Precision()) else STOCK
+
+
+def probe_mode(model: Path, work_dirs: WorkDirs, timeout_s: float = 60.0,
+               cache_dir: Path | None = None) -> str:
+    """The verdict for ``model``: from ``cache_dir`` when this build was probed before, else probed
+    now and stored there (no cache when ``cache_dir`` is None)."""
+    if cache_dir is None:
+        return run_probe(model, work_dirs, timeout_s)
+    entry = Path(cache_dir) / f"{binary_key(model)}.json"
+    try:
+        cached = json.loads(entry.read_text())
+        if cached.get("mode") in (NATIVE, STOCK):
+            return str(cached["mode"])
+    except (OSError, ValueError):
+        pass
+    mode = run_probe(model, work_dirs, timeout_s)
+    write_text_atomic(json.dumps({"binary": str(Path(model).resolve()), "mode": mode}) + "\n",
+                      entry)
+    return mode

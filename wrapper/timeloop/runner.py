@@ -5,6 +5,12 @@ the tool and everything it spawned (timeloop-mapper starts threads, timeloop-mod
 Accelergy). Every failure becomes a ``BackendError`` carrying the reason and the log tail, so a
 caller evaluating many candidates records the failure and goes on. Work directories of failed
 jobs are kept for inspection; those of successful jobs are removed unless asked to keep them.
+
+A tool killed by a signal while its executable or one of the libraries next to it was rewritten
+(a rebuild or reinstall into the same folder: the pages it had mapped change under it, which the
+kernel answers with SIGBUS) is run once more on the settled files, and the error says so if that
+fails too. The libraries watched are the tool family's own (``libtimeloop*`` for timeloop-mapper)
+in the ``lib`` folder beside ``bin``, where Timeloop installs put them.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from ..errors import BackendError
 LOG_NAME = "run.log"
 _TAIL_CHARS = 3000
 _KILL_GRACE_S = 2.0
+_SETTLE_S = 1.0
 _ASSERTION = re.compile(r"^.*Assertion .* failed.*$", re.MULTILINE)
 _ERROR_LINE = re.compile(r"^.*\b(ERROR|Error|error)\b.*$", re.MULTILINE)
 
@@ -48,6 +55,10 @@ class JobResult:
     def log_tail(self, chars: int = _TAIL_CHARS) -> str:
         """The last ``chars`` characters of the job's combined stdout/stderr."""
         return read_tail(self.log_path, chars)
+
+
+class ToolCrash(BackendError):
+    """The tool was killed by a signal (crash or assertion abort), not a plain error exit."""
 
 
 def read_tail(path: Path, chars: int = _TAIL_CHARS) -> str:
@@ -89,9 +100,64 @@ def failure_reason(returncode: int, log: str) -> str:
     return f"exited with code {returncode}{detail}"
 
 
+def build_files(executable: str) -> dict[str, tuple[int, int, int]]:
+    """Identity (inode, size, mtime) of an executable and the shared libraries of its build."""
+    path = Path(shutil.which(executable) or executable).resolve()
+    family = path.name.split("-")[0]
+    files = [path, *sorted((path.parent.parent / "lib").glob(f"lib{family}*.so*"))]
+    identity = {}
+    for file in files:
+        try:
+            info = file.stat()
+        except OSError:
+            continue
+        identity[str(file)] = (info.st_ino, info.st_size, info.st_mtime_ns)
+    return identity
+
+
+def _settled(executable: str, wait_s: float = _SETTLE_S) -> dict[str, tuple[int, int, int]]:
+    """The build's identity once it stopped changing for ``wait_s`` (an install in progress)."""
+    current = build_files(executable)
+    for _ in range(30):
+        time.sleep(wait_s)
+        again = build_files(executable)
+        if again == current:
+            break
+        current = again
+    return current
+
+
 def run_job(argv: Sequence[str], work_dir: Path, *, timeout_s: float,
             env: dict[str, str] | None = None) -> JobResult:
-    """Run ``argv`` in ``work_dir`` (log in run.log); BackendError on timeout or non-zero exit."""
+    """Run ``argv`` in ``work_dir`` (log in run.log); BackendError on timeout or non-zero exit.
+
+    A crash while the tool's build changed on disk is retried once (module docstring)."""
+    before = build_files(argv[0])
+    try:
+        return _run_once(argv, work_dir, timeout_s=timeout_s, env=env)
+    except ToolCrash:
+        if build_files(argv[0]) == before:
+            raise
+        changed = sorted(name for name, ident in _settled(argv[0]).items()
+                         if before.get(name) != ident)
+    note = f"its build changed on disk while it ran ({', '.join(changed)})"
+    _append_log(work_dir, f"[quantmap] {Path(argv[0]).name} crashed; {note}; running it again\n")
+    try:
+        return _run_once(argv, work_dir, timeout_s=timeout_s, env=env)
+    except BackendError as exc:
+        raise type(exc)(f"{exc.problem}, also on a second try after {note}", file=exc.file,
+                        log_tail=exc.log_tail, fix="do not rebuild or reinstall Timeloop while "
+                        "QuantMap uses it") from None
+
+
+def _append_log(work_dir: Path, text: str) -> None:
+    with (work_dir / LOG_NAME).open("a") as log:
+        log.write(text)
+
+
+def _run_once(argv: Sequence[str], work_dir: Path, *, timeout_s: float,
+              env: dict[str, str] | None) -> JobResult:
+    """One run of ``argv``; see ``run_job``."""
     work_dir.mkdir(parents=True, exist_ok=True)
     log_path = work_dir / LOG_NAME
     start = time.monotonic()
@@ -118,9 +184,10 @@ def run_job(argv: Sequence[str], work_dir: Path, *, timeout_s: float,
     result = JobResult(tuple(argv), work_dir, returncode, time.monotonic() - start)
     if returncode != 0:
         tail = result.log_tail()
-        raise BackendError(f"{Path(argv[0]).name} {failure_reason(returncode, tail)}",
-                           file=str(log_path), log_tail=tail,
-                           fix=f"inspect the inputs and log kept in {work_dir}")
+        kind = ToolCrash if returncode < 0 else BackendError
+        raise kind(f"{Path(argv[0]).name} {failure_reason(returncode, tail)}",
+                   file=str(log_path), log_tail=tail,
+                   fix=f"inspect the inputs and log kept in {work_dir}")
     return result
 
 

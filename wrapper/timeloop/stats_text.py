@@ -195,6 +195,16 @@ def stats_from_text(parsed: StatsText, source: str = "stats.txt") -> Stats:
                  pj_per_mac=energy / macs if macs else 0.0, mac_energy_pj=mac_energy, levels=levels)
 
 
+def occupancy(parsed: StatsText, source: str = "stats.txt"
+              ) -> tuple[int, dict[tuple[str, str], int]]:
+    """Compute cycles (the arithmetic level's) and utilized instances per (level, dataspace)."""
+    compute = _int(parsed.levels[0].stats, "Cycles", parsed.levels[0].name, source)
+    instances = {(block.name, name): _int(values, "Utilized instances (max)",
+                                          f"{block.name}.{name}", source)
+                 for block in parsed.levels[1:] for name, values in block.dataspaces.items()}
+    return compute, instances
+
+
 def utilization(macs: int, cycles: int, instances: float) -> float:
     """Timeloop's utilization: computes over (cycles x MAC instances), so stalls count as idle."""
     return macs / (cycles * instances) if cycles and instances else 0.0
