@@ -29,12 +29,17 @@ class MapperSettings:
     max_evaluations: int = 20000
     max_seconds: float | None = None
     seed: int = 0
+    exact: bool = True  # prove the optimum (branch and bound) before falling back to sampling
+    exact_budget: int = 2_000_000  # mappings the exact search may score
 
     def __post_init__(self) -> None:
         for name in (self.metric, self.secondary_metric):
             if name not in METRICS:
                 raise ConfigError(f"unknown mapper metric '{name}'", field="mapper.metric",
                                   fix=unknown_name_fix(name, METRICS, "metrics"))
+        if self.exact_budget < 1:
+            raise ConfigError(f"exact_budget = {self.exact_budget} must be >= 1",
+                              field="mapper.exact_budget", fix="use a positive budget")
         if self.max_evaluations < 1:
             raise ConfigError(f"max_evaluations = {self.max_evaluations} must be >= 1",
                               field="mapper.max_evaluations", fix="use a positive budget")

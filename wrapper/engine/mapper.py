@@ -40,6 +40,7 @@ from ..mapping import Mapping
 from ..stats import Stats
 from .batch import BatchResult, evaluate_batch
 from .builtin import BuiltinEngine
+from .certificate import Certificate
 from .mapspace import MapSpace, prime_factors
 
 KEEP_COMBOS = 16  # keep/bypass combinations tried when the constraints leave many open
@@ -51,13 +52,15 @@ PATIENCE = 8  # local-search rounds without a better best candidate before it st
 
 @dataclass(frozen=True)
 class SearchResult:
-    """The best mapping, its exact stats, and what the search did."""
+    """The best mapping, its exact stats, and what the search did (``certificate``: what is
+    proven about its optimality; set by `exact.certified_search`)."""
 
     mapping: Mapping
     stats: Stats
     evaluated: int
     complete: bool
     seconds: float
+    certificate: Certificate | None = None
 
 
 def metric_array(result: BatchResult, name: str) -> np.ndarray:

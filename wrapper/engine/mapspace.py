@@ -157,7 +157,9 @@ class MapSpace:
 
     # ---- enumeration ----------------------------------------------------------------------
     def enumerate_factors(self, keep: np.ndarray, limit: int | None = None,
-                          rng: np.random.Generator | None = None) -> tuple[np.ndarray, bool]:
+                          rng: np.random.Generator | None = None,
+                          dim_options: Sequence[np.ndarray] | None = None
+                          ) -> tuple[np.ndarray, bool]:
         """Factor choices (n, slots, dims) that fit capacity (with packing) and fan-out.
 
         Each dimension's options are first pruned alone (others 1), then dimensions are added
@@ -166,13 +168,14 @@ class MapSpace:
         (`CapacityCheck.extend`). When a step would test more than ``max(4 * limit, 2**16)``
         (partial choice, option) pairs, a seeded random set of pairs is tested instead, and when
         more than ``limit`` partial choices survive, a seeded random ``limit`` of them is kept;
-        the flag says whether the result is complete.
+        the flag says whether the result is complete. ``dim_options`` replaces `dim_options`
+        (e.g. a subset with some slots fixed).
         """
         check = self.capacity(keep)
         rng = rng or np.random.default_rng(0)
         root = check.root()
         options = []
-        for j, opts in enumerate(self.dim_options):
+        for j, opts in enumerate(self.dim_options if dim_options is None else dim_options):
             alone = check.extend(root, j, opts, np.zeros(len(opts), dtype=np.int64),
                                  np.arange(len(opts)))
             options.append(opts[alone.choice[:, j]])
