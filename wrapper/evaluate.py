@@ -50,9 +50,10 @@ def evaluate_timeloop(paths: Sequence[str | Path]) -> Stats:
     return evaluate_files(paths)
 
 
-def emit_stats_json(stats: Stats, json_out: str | None) -> None:
-    """Write the stats JSON atomically to ``json_out``, or print it when no file is given."""
-    text = json.dumps(stats.to_dict(), indent=2)
+def emit_stats_json(stats: Stats, json_out: str | None, extra: dict[str, Any] | None = None) -> None:
+    """Write the stats JSON (plus the ``extra`` keys) atomically to ``json_out``, or print it
+    when no file is given."""
+    text = json.dumps({**stats.to_dict(), **(extra or {})}, indent=2)
     if not json_out:
         print(text)
         return

@@ -25,7 +25,8 @@ from ..problem import Problem
 from ..stats import Stats
 from .builtin import BuiltinEngine
 from .energy_model import builtin_energy_table
-from .mapper import search
+from .certificate import Certificate
+from .exact import certified_search
 from .mapspace import build_mapspace
 
 
@@ -54,7 +55,7 @@ def table_fingerprint(table: EnergyTable) -> str:
 class MapperCache:
     """In-process memo of best mappings by (arch, packing signature, energy table, settings)."""
 
-    entries: dict[tuple, Mapping] = field(default_factory=dict)
+    entries: dict[tuple, tuple[Mapping, Certificate | None]] = field(default_factory=dict)
     hits: int = 0
     misses: int = 0
 
@@ -95,16 +96,23 @@ class BuiltinCostModel:
 
     def search(self, arch: Arch, problem: Problem, settings: MapperSettings) -> tuple[Mapping, Stats]:
         """Best mapping for ``settings``; memoized by packing signature (module docstring)."""
+        mapping, stats, _ = self.certified_search(arch, problem, settings)
+        return mapping, stats
+
+    def certified_search(self, arch: Arch, problem: Problem, settings: MapperSettings
+                         ) -> tuple[Mapping, Stats, Certificate | None]:
+        """`search` plus the certificate of the answer (optimal, or its gap bound)."""
         table = self.table_for(arch, problem)
         key = MapperCache.key(arch, problem, table, settings)
         cached = self.cache.entries.get(key)
         if cached is not None:
             self.cache.hits += 1
-            return cached, self.engine.evaluate(arch, problem, cached, table)
+            mapping, certificate = cached
+            return mapping, self.engine.evaluate(arch, problem, mapping, table), certificate
         self.cache.misses += 1
-        result = search(build_mapspace(arch, problem), table, settings, self.engine)
-        self.cache.entries[key] = result.mapping
-        return result.mapping, result.stats
+        result = certified_search(build_mapspace(arch, problem), table, settings, self.engine)
+        self.cache.entries[key] = (result.mapping, result.certificate)
+        return result.mapping, result.stats, result.certificate
 
 
 register("builtin", BuiltinCostModel)
