@@ -128,7 +128,7 @@ def test_group_bounds_never_exceed_a_mapping_of_their_group(small, metric):
     _, _, table, space, keeps, found = small
     outer, _ = outer_assignments(space)
     top = [i for i, s in enumerate(space.slots) if s.level_index == len(space.level_names) - 1]
-    bounds = {k: group_bounds(space, keep, outer, table).metric(metric)
+    bounds = {k: group_bounds(space, keep, outer, 1, table).metric(metric)
               for k, keep in enumerate(keeps)}
     lookup = {outer[g][top].tobytes(): g for g in range(len(outer))}
     for factors, k, stats in found:

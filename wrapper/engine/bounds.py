@@ -1,32 +1,34 @@
 """Lower bounds on a mapper metric over every mapping that shares one outer assignment.
 
-A *group* fixes the factors of the outermost storage level's slots (its temporal loops, and its
-spatial fan-out where it has one) under one keep choice; everything below is free. The bound of a
-group is at most the metric of every mapping in it (all orders, all inner factors), which is what
-lets the exact mapper skip groups without evaluating them.
+A *group* fixes, under one keep choice, the factors of every slot of the ``depth`` outermost
+storage levels (the *assigned* levels, innermost of them ``L0``); everything below is free. The
+bound of a group is at most the metric of every mapping in it (all loop orders, all inner
+factors), which is what lets the exact mapper skip groups without evaluating them.
 
-Why each term is a lower bound (counts are per instance, as in the engine):
+The counts come from the engine's own analysis of a *completion*: the assigned factors, the rest
+of every bound in the temporal loops of level ``H = L0 - 1``, ``H`` keeping every dataspace, the
+levels below it keeping none. Why each term is a lower bound (counts are per instance):
 
-* Fills of the level just below the outermost one (``top - 1``) depend only on its tile and on the
-  loops above it. Its tile is the problem bound divided by the outermost factors, so it is fixed
-  by the group, and so are the loops above it except for their order. Every loop order of the
-  outermost level is one of `MapSpace.order_classes` (orders in a class give identical counts), so
-  the element-wise minimum over the classes bounds each count from below.
-* Outermost reads and updates of a dataspace that ``top - 1`` keeps are its distinct child tiles
-  times those fills (the engine's definition), hence bounded by the same minimum.
-* A dataspace that ``top - 1`` bypasses reaches the outermost level from a keeper further in. For
-  a dataspace without sliding windows the keeper's fills times its distinct child tiles are at
-  least the fills a keeper at ``top - 1`` would have: fills are the tile times the trip counts
-  from the innermost relevant loop outward, and the trip counts of the relevant loops in between
-  (temporal or spatial) multiply the keeper's tile up to the tile at ``top - 1``. So the analysis
-  is run with ``top - 1`` keeping everything. A sliding-window dataspace that ``top - 1`` bypasses
-  gets the compulsory bound instead: every element is read (or written) at least once.
+* The tile of an assigned level or of ``H`` is the bound divided by the factors above it, so the
+  group fixes it, and it fixes the loops above it except for their order. Counts at and above
+  ``H`` therefore depend only on the assigned levels' loop orders. Every order of a level is one
+  of `MapSpace.order_classes` (orders in one class give identical counts), so the element-wise
+  minimum over every combination of classes bounds each count from below; fills of ``H`` and of
+  every assigned level, and reads and updates of an assigned level fed by a real keeper at or
+  above ``H``, are exactly such counts.
+* A dataspace that ``H`` bypasses in reality reaches its lowest assigned keeper from a keeper
+  further in. Without sliding windows that keeper's fills times its distinct child tiles are at
+  least the fills a keeper at ``H`` would have: fills are the tile times the trip counts from the
+  innermost relevant loop outward, and the relevant loops in between (temporal or spatial)
+  multiply the inner tile up to the tile at ``H``; so the completion's keeper at ``H`` gives a
+  bound. A sliding-window dataspace gets the compulsory bound there instead at the outermost
+  level (every element read, or for outputs written, at least once) and zero elsewhere.
 * Energy is MAC energy plus, per level and dataspace, a price that never decreases with a count
-  (ceil of packed words over block size times a non-negative energy); levels not bounded here
-  contribute zero. Cycles are at least the compute cycles (at least the MACs over the product
-  of all fan-outs, and at least the product of the outermost temporal factors, since the spatial
-  factors below divide what is left) and at least the outermost level's bandwidth-limited cycles,
-  which never decrease with its counts. EDP is bounded by the product of the two bounds.
+  (ceil of packed words over block size times a non-negative energy, times the instances); levels
+  below ``H`` and reads of ``H`` contribute zero. Cycles are at least the compute cycles (the
+  product of the assigned temporal factors, and the MACs over the assigned spatial factors times
+  every fan-out below ``L0``) and at least each assigned level's bandwidth-limited cycles, which
+  never decrease with its counts. EDP is bounded by the product of the two bounds.
 
 Bounds are scaled by ``1 - SAFETY`` so floating-point summation order can never lift one above
 an exactly computed metric.
@@ -34,6 +36,7 @@ an exactly computed metric.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +49,7 @@ from .nest import NestBatch
 from .pricing import PackedCounts, dataspace_energy, level_cycles
 
 SAFETY = 1e-9
+_COUNTS = ("reads", "fills", "updates")
 
 
 @dataclass(frozen=True)
@@ -63,85 +67,97 @@ class GroupBounds:
                 "last_level_accesses": self.last_level_accesses}[name]
 
 
-def _completions(space: MapSpace, outer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(temporal, spatial) ``[n, level, dim]`` with the outermost level's slots from ``outer``
-    ``[n, slots, dims]`` and the rest of every bound in the temporal loops of level ``top - 1``."""
-    temporal, spatial = space.split_factors(outer)
-    top = len(space.level_names) - 1
+def _completions(space: MapSpace, assigned: np.ndarray, low: int) -> tuple[np.ndarray, np.ndarray]:
+    """(temporal, spatial) ``[n, level, dim]``: the slots of levels >= ``low`` from ``assigned``
+    ``[n, slots, dims]``, the rest of every bound in the temporal loops of level ``low - 1``."""
+    temporal, spatial = space.split_factors(assigned)
     bounds = np.array([space.problem.bounds[d] for d in space.dims], dtype=np.int64)
-    temporal[:, :top, :] = 1
-    spatial[:, :top, :] = 1
-    temporal[:, top - 1, :] = bounds // (temporal[:, top, :] * spatial[:, top, :])
+    temporal[:, :low, :] = 1
+    spatial[:, :low, :] = 1
+    used = (temporal[:, low:, :] * spatial[:, low:, :]).prod(axis=1)
+    temporal[:, low - 1, :] = bounds // used
     return temporal, spatial
 
 
-def group_bounds(space: MapSpace, keep: tuple[frozenset[str], ...], outer: np.ndarray,
-                 table: EnergyTable | None) -> GroupBounds:
-    """Bounds for the groups ``outer`` ``[n, slots, dims]`` (only the outermost level's slots
-    are read) under keep choice ``keep`` (see the module docstring)."""
-    n = outer.shape[0]
-    arch, problem = space.arch, space.problem
-    levels = arch.inner_to_outer
-    top = len(levels) - 1
-    temporal, spatial = _completions(space, outer)
-    top_slot = space.temporal_slots[top]
-    nonunit = outer[:, top_slot, :] > 1
+def _minimum_counts(space: MapSpace, keeps: tuple[frozenset[str], ...], temporal: np.ndarray,
+                    spatial: np.ndarray, low: int) -> tuple[dict, dict]:
+    """Per (level >= ``low - 1``, dataspace) the minimum of each count over every combination of
+    order classes of the assigned levels, and the instances of each level."""
+    n, levels = temporal.shape[0], temporal.shape[1]
+    big = np.iinfo(np.int64).max
+    mins = {(li, ds): {c: np.full(n, big, dtype=np.int64) for c in _COUNTS}
+            for li in range(low - 1, levels) for ds in keeps[li]}
+    instances: dict[int, np.ndarray] = {}
+    nonunit = (temporal[:, low:, :] > 1).reshape(n, -1)
     patterns, inverse = np.unique(nonunit, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
-    everything = frozenset(space.dataspaces)
-    keeps = tuple(everything if li >= top - 1 else frozenset() for li in range(len(levels)))
-    # per group and dataspace: minimum over outermost order classes of each count
-    big = np.iinfo(np.int64).max
-    best = {ds: {c: np.full(n, big, dtype=np.int64) for c in ("fills", "reads", "updates")}
-            for ds in space.dataspaces}
-    order = np.repeat(space.default_orders()[None], n, axis=0)
+    base = space.default_orders()
     for p, pattern in enumerate(patterns):
         rows = np.flatnonzero(inverse == p)
-        classes = space.order_classes(top, frozenset(d for d, on in zip(space.dims, pattern) if on))
-        for cls in classes:
-            sub = order[rows].copy()
-            sub[:, top] = cls
-            nest = NestBatch(temporal[rows], spatial[rows], sub, keeps, space.dims)
-            raw = analyse(nest, problem)
-            for ds in space.dataspaces:
-                mins = best[ds]
-                mins["fills"][rows] = np.minimum(mins["fills"][rows], raw[top - 1][ds].fills)
-                mins["reads"][rows] = np.minimum(mins["reads"][rows], raw[top][ds].reads)
-                mins["updates"][rows] = np.minimum(mins["updates"][rows], raw[top][ds].updates)
-    kept_below = keep[top - 1]
-    energy = np.full(n, float(problem.macs * compute_energy(arch.arithmetic, table)))
-    top_counts = []
-    lla = np.zeros(n, dtype=np.int64)
+        grid = pattern.reshape(levels - low, len(space.dims))
+        classes = [space.order_classes(low + i, frozenset(d for d, on in zip(space.dims, row) if on))
+                   for i, row in enumerate(grid)]
+        for combo in itertools.product(*classes):
+            order = np.repeat(base[None], len(rows), axis=0)
+            order[:, low:] = combo
+            raw = analyse(NestBatch(temporal[rows], spatial[rows], order, keeps, space.dims),
+                          space.problem)
+            for (li, ds), counts in mins.items():
+                got = raw[li][ds]
+                instances.setdefault(li, np.zeros(n, dtype=np.int64))[rows] = got.instances
+                for c in _COUNTS:
+                    counts[c][rows] = np.minimum(counts[c][rows], getattr(got, c))
+    return mins, instances
+
+
+def group_bounds(space: MapSpace, keep: tuple[frozenset[str], ...], assigned: np.ndarray,
+                 depth: int, table: EnergyTable | None) -> GroupBounds:
+    """Bounds for the groups ``assigned`` ``[n, slots, dims]`` (only the slots of the ``depth``
+    outermost levels are read; 1 <= depth < levels) under keep choice ``keep``."""
+    n = assigned.shape[0]
+    arch, problem = space.arch, space.problem
+    levels = arch.inner_to_outer
+    top, low = len(levels) - 1, len(levels) - depth
+    temporal, spatial = _completions(space, assigned, low)
+    everything = frozenset(space.dataspaces)
+    keeps = tuple(keep[li] if li >= low else everything if li == low - 1 else frozenset()
+                  for li in range(len(levels)))
+    mins, instances = _minimum_counts(space, keeps, temporal, spatial, low)
     zeros = np.zeros(n, dtype=np.int64)
-    instances_top = np.ones(n, dtype=np.int64)
-    instances_below = spatial[:, top, :].prod(axis=1)
-    top_level, below_level = levels[top], levels[top - 1]
-    top_pj, below_pj = storage_energies(top_level, table), storage_energies(below_level, table)
     full_bounds = np.array([[problem.bounds[d] for d in space.dims]], dtype=np.int64)
+    sliding = {proj.name: (bool(proj.sliding), proj.read_write, int(extents(proj, full_bounds).prod()))
+               for proj in projections(problem)}
+    for ds, (slides, read_write, whole) in sliding.items():
+        lowest = next((li for li in range(low, top + 1) if ds in keep[li]), None)
+        if ds in keep[low - 1] or not slides or lowest is None:
+            continue  # fed by a real keeper at H, or by a bound-giving hypothetical one
+        counts = mins[(lowest, ds)]
+        counts["reads"] = np.full(n, whole if lowest == top and not read_write else 0)
+        counts["updates"] = np.full(n, whole if lowest == top and read_write else 0)
+    energy = np.full(n, float(problem.macs * compute_energy(arch.arithmetic, table)))
     di = {ds: i for i, ds in enumerate(space.dataspaces)}
-    for proj in projections(problem):
-        ds = proj.name
-        reads, updates = best[ds]["reads"], best[ds]["updates"]
-        if ds not in kept_below and proj.sliding:
-            whole = int(extents(proj, full_bounds).prod())
-            reads, updates = ((zeros, np.full(n, whole)) if proj.read_write
-                              else (np.full(n, whole), zeros))
-        k = space.packing[top][di[ds]]
-        counts = PackedCounts(zeros, packed_count(reads, k), zeros, packed_count(updates, k), k,
-                              instances_top)
-        top_counts.append(counts)
-        energy = energy + dataspace_energy(top_level, counts, top_pj.read, top_pj.write)
-        lla = lla + counts.reads + counts.updates
-        if ds in kept_below:
-            kb = space.packing[top - 1][di[ds]]
-            fills = PackedCounts(zeros, zeros, packed_count(best[ds]["fills"], kb), zeros, kb,
-                                 instances_below)
-            energy = energy + dataspace_energy(below_level, fills, below_pj.read, below_pj.write)
-    macs = problem.macs
-    fanout = int(np.prod([np.prod(space.slots[i].fanout) for i in space.spatial_slots]))
-    compute = np.maximum(-(-macs // fanout),
-                         temporal[:, top, :].prod(axis=1)).astype(np.int64)
-    cycles = np.maximum(compute, level_cycles(top_level, top_counts, compute))
+    per_level: dict[int, list[PackedCounts]] = {}
+    for (li, ds), counts in mins.items():
+        if ds not in keep[li]:
+            continue  # the hypothetical keeper at H is never priced
+        k = space.packing[li][di[ds]]
+        reads = counts["reads"] if li >= low else zeros
+        updates = counts["updates"] if li >= low else zeros
+        packed = PackedCounts(zeros, packed_count(reads, k), packed_count(counts["fills"], k),
+                              packed_count(updates, k), k, instances[li])
+        per_level.setdefault(li, []).append(packed)
+        pj = storage_energies(levels[li], table)
+        energy = energy + dataspace_energy(levels[li], packed, pj.read, pj.write)
+    below = int(np.prod([np.prod(space.slots[i].fanout) for i in space.spatial_slots
+                         if space.slots[i].level_index < low], dtype=np.int64))
+    spread = spatial[:, low:, :].prod(axis=(1, 2)) * below
+    compute = np.maximum(-(-problem.macs // spread), temporal[:, low:, :].prod(axis=(1, 2)))
+    cycles = compute.astype(np.int64)
+    lla = zeros.copy()
+    for li, packed in per_level.items():
+        if li >= low:
+            cycles = np.maximum(cycles, level_cycles(levels[li], packed, compute))
+        if li == top:
+            lla = sum((c.reads + c.fills + c.updates for c in packed), lla)
     scale = 1 - SAFETY
     return GroupBounds(energy * scale, cycles * scale, lla)
-

@@ -44,6 +44,7 @@ from .mapper import search as sampling_search
 from .mapspace import MapSpace
 
 CHUNK = 1 << 15  # mappings scored per engine call (fewer calls; bounds checked between calls)
+MAX_DEPTH = 2  # storage levels (outermost first) whose factors the deepest group bound fixes
 
 
 def keep_sets(space: MapSpace) -> list[tuple[frozenset[str], ...]]:
@@ -51,24 +52,29 @@ def keep_sets(space: MapSpace) -> list[tuple[frozenset[str], ...]]:
     return list(itertools.product(*space.keep_choices))
 
 
-def outer_assignments(space: MapSpace) -> tuple[np.ndarray, list[list[np.ndarray]]]:
-    """The groups' outermost factors ``[g, slots, dims]`` (1 outside the outermost level) and,
-    per group and dimension, the rows of ``dim_options`` that agree with them."""
-    top = len(space.level_names) - 1
-    cols = [i for i, s in enumerate(space.slots) if s.level_index == top]
-    values, members = [], []
-    for opts in space.dim_options:
-        uniq, inverse = np.unique(opts[:, cols], axis=0, return_inverse=True)
+def assignments(space: MapSpace, members: list[np.ndarray], level: int
+                ) -> tuple[np.ndarray, list[list[np.ndarray]]]:
+    """Split a group (per dimension its rows of ``dim_options``) by the factors of the slots of
+    storage level ``level``: per child group a representative ``[slots, dims]`` factor table
+    (its slots at ``level`` and above are the child's) and per dimension its rows."""
+    cols = [i for i, s in enumerate(space.slots) if s.level_index == level]
+    firsts, parts = [], []
+    for opts, rows in zip(space.dim_options, members):
+        _, first, inverse = np.unique(opts[rows][:, cols], axis=0, return_index=True,
+                                      return_inverse=True)
         inverse = inverse.reshape(-1)
-        values.append(uniq)
-        members.append([np.flatnonzero(inverse == u) for u in range(len(uniq))])
-    picks = list(itertools.product(*(range(len(v)) for v in values)))
-    outer = np.ones((len(picks), len(space.slots), len(space.dims)), dtype=np.int64)
-    for j, v in enumerate(values):
-        index = np.array([p[j] for p in picks], dtype=np.int64)
-        outer[:, cols, j] = v[index]
-    rows = [[members[j][p[j]] for j in range(len(space.dims))] for p in picks]
-    return outer, rows
+        firsts.append(rows[first])
+        parts.append([rows[inverse == u] for u in range(len(first))])
+    picks = list(itertools.product(*(range(len(f)) for f in firsts)))
+    assigned = np.stack([np.stack([space.dim_options[j][firsts[j][p[j]]]
+                                   for j in range(len(space.dims))], axis=1) for p in picks])
+    return assigned, [[parts[j][p[j]] for j in range(len(space.dims))] for p in picks]
+
+
+def outer_assignments(space: MapSpace) -> tuple[np.ndarray, list[list[np.ndarray]]]:
+    """The groups of the whole space by the outermost level's factors (`assignments`)."""
+    everything = [np.arange(len(opts)) for opts in space.dim_options]
+    return assignments(space, everything, len(space.level_names) - 1)
 
 
 def order_combos(space: MapSpace, factors: np.ndarray,
@@ -139,11 +145,12 @@ class ExactSearch:
                             orders)
         self._pending.clear()
 
-    def _group_mappings(self, keep: np.ndarray, members: list[np.ndarray]
+    def _group_mappings(self, k: int, keep: np.ndarray, members: list[np.ndarray]
                         ) -> tuple[np.ndarray, np.ndarray]:
-        """Every (factors, orders) of one group that fits, order classes expanded."""
+        """Every (factors, orders) of one group that fits and survives `_prune`, order classes
+        expanded."""
         options = [opts[rows] for opts, rows in zip(self.space.dim_options, members)]
-        factors, _ = self.space.enumerate_factors(keep, dim_options=options)
+        factors = self._prune(k, self.space.enumerate_factors(keep, dim_options=options)[0])
         if not len(factors):
             return factors, np.zeros((0,) + self.space.default_orders().shape, dtype=np.int64)
         index, orders = order_combos(self.space, factors, self._orders)
@@ -157,14 +164,36 @@ class ExactSearch:
             return BUDGET
         return None
 
+    def _prune(self, k: int, factors: np.ndarray) -> np.ndarray:
+        """The factor choices of one group that no deeper group bound excludes: rows are
+        grouped by the factors of 2, 3, ... ``MAX_DEPTH`` outermost levels, and groups whose
+        bound exceeds the best metric found are dropped (it only decreases, so they stay out)."""
+        space, top = self.space, len(self.space.level_names) - 1
+        for depth in range(2, min(MAX_DEPTH, top) + 1):
+            if not len(factors) or not np.isfinite(self.best.primary):
+                break
+            cols = [i for i, s in enumerate(space.slots) if s.level_index > top - depth]
+            _, first, inverse = np.unique(factors[:, cols, :].reshape(len(factors), -1), axis=0,
+                                          return_index=True, return_inverse=True)
+            bound = group_bounds(space, self.keeps[k], factors[first], depth, self.table)
+            factors = factors[bound.metric(self.settings.metric)[inverse.reshape(-1)]
+                              <= self.best.primary]
+        return factors
+
     def run(self) -> tuple[tuple | None, Certificate]:
-        """The best choice (keep index, factors, orders) or None, and its certificate."""
+        """The best choice (keep index, factors, orders) or None, and its certificate.
+
+        Groups (keep choice, outermost factors) are visited in increasing bound order; inside
+        one, factor choices are dropped by the bounds of deeper groups (`_prune`) before their
+        loop orders are scored. The search ends when the next group's bound exceeds the best
+        metric found (proven optimal) or a limit stops it.
+        """
         space, metric = self.space, self.settings.metric
         self.keeps = keep_sets(space)
         outer, members = outer_assignments(space)
         bounds, groups = [], []
         for k, keep in enumerate(self.keeps):
-            bounds.append(group_bounds(space, keep, outer, self.table).metric(metric))
+            bounds.append(group_bounds(space, keep, outer, 1, self.table).metric(metric))
             groups.extend((k, g) for g in range(len(outer)))
         bound = np.concatenate(bounds)
         visit = np.argsort(bound, kind="stable")
@@ -172,19 +201,18 @@ class ExactSearch:
                        for combo in self.keeps]
         stopped, open_bound, visited, pending = EXHAUSTED, np.inf, 0, 0
         for position, g in enumerate(visit):
+            if bound[g] > self.best.primary and pending:
+                self._flush()
+                pending = 0
             if bound[g] > self.best.primary:
-                if pending:
-                    self._flush()
-                    pending = 0
-                if bound[g] > self.best.primary:
-                    stopped = BOUND
-                    break
+                stopped = BOUND
+                break
             reason = self._stop_reason()
             if reason is not None:
                 stopped, open_bound = reason, float(bound[visit[position:]].min())
                 break
             k, o = groups[g]
-            factors, orders = self._group_mappings(keep_arrays[k], members[o])
+            factors, orders = self._group_mappings(k, keep_arrays[k], members[o])
             visited += 1
             if len(factors):
                 self._pending.append((k, factors, orders))
@@ -195,8 +223,6 @@ class ExactSearch:
                 pending = 0
         if pending:
             self._flush()
-        if stopped == EXHAUSTED and visited < len(visit):
-            stopped = BOUND
         certificate = Certificate.build(metric, self.best.primary, open_bound, stopped,
                                         self.evaluated, len(visit), len(visit) - visited)
         return self.best.choice, certificate
@@ -243,7 +269,7 @@ def certified_search(space: MapSpace, table: EnergyTable | None, settings: Mappe
     else:
         keeps = keep_sets(space)
         outer, _ = outer_assignments(space)
-        lower = min(float(group_bounds(space, keep, outer, table).metric(settings.metric).min())
+        lower = min(float(group_bounds(space, keep, outer, 1, table).metric(settings.metric).min())
                     for keep in keeps)
         choice, certificate = None, None
     sampled = sampling_search(space, table, settings, engine)
