@@ -47,6 +47,7 @@ from .analysis import analyse, extents, projections
 from .mapspace import MapSpace
 from .nest import NestBatch
 from .pricing import PackedCounts, dataspace_energy, level_cycles
+from .rowkeys import unique_rows
 
 SAFETY = 1e-9
 _COUNTS = ("reads", "fills", "updates")
@@ -89,8 +90,8 @@ def _minimum_counts(space: MapSpace, keeps: tuple[frozenset[str], ...], temporal
             for li in range(low - 1, levels) for ds in keeps[li]}
     instances: dict[int, np.ndarray] = {}
     nonunit = (temporal[:, low:, :] > 1).reshape(n, -1)
-    patterns, inverse = np.unique(nonunit, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    first, inverse = unique_rows(nonunit)
+    patterns = nonunit[first]
     base = space.default_orders()
     for p, pattern in enumerate(patterns):
         rows = np.flatnonzero(inverse == p)

@@ -42,8 +42,11 @@ from .certificate import BOUND, BUDGET, EXHAUSTED, SAMPLED, TIME, Certificate
 from .mapper import SearchResult, metric_array
 from .mapper import search as sampling_search
 from .mapspace import MapSpace
+from .rowkeys import unique_rows
 
 CHUNK = 1 << 15  # mappings scored per engine call (fewer calls; bounds checked between calls)
+FIRST_CHUNK = 1 << 11  # the first, small chunk of a flat search gives an early incumbent
+FLAT_LIMIT = 1 << 18  # spaces with at most this many factor choices are enumerated at once
 MAX_DEPTH = 2  # storage levels (outermost first) whose factors the deepest group bound fixes
 
 
@@ -60,9 +63,7 @@ def assignments(space: MapSpace, members: list[np.ndarray], level: int
     cols = [i for i, s in enumerate(space.slots) if s.level_index == level]
     firsts, parts = [], []
     for opts, rows in zip(space.dim_options, members):
-        _, first, inverse = np.unique(opts[rows][:, cols], axis=0, return_index=True,
-                                      return_inverse=True)
-        inverse = inverse.reshape(-1)
+        first, inverse = unique_rows(opts[rows][:, cols])
         firsts.append(rows[first])
         parts.append([rows[inverse == u] for u in range(len(first))])
     picks = list(itertools.product(*(range(len(f)) for f in firsts)))
@@ -82,8 +83,9 @@ def order_combos(space: MapSpace, factors: np.ndarray,
     """Every loop-order combination with distinct counts of each factor choice ``[n, slots,
     dims]`` (n > 0): (row index ``[m]``, orders ``[m, levels, dims]``), rows in input order."""
     nonunit = factors[:, list(space.temporal_slots), :] > 1
-    patterns, inverse = np.unique(nonunit.reshape(len(factors), -1), axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    flat = nonunit.reshape(len(factors), -1)
+    first, inverse = unique_rows(flat)
+    patterns = flat[first]
     combos = []
     for pattern in patterns:
         key = pattern.tobytes()
@@ -173,12 +175,54 @@ class ExactSearch:
             if not len(factors) or not np.isfinite(self.best.primary):
                 break
             cols = [i for i, s in enumerate(space.slots) if s.level_index > top - depth]
-            _, first, inverse = np.unique(factors[:, cols, :].reshape(len(factors), -1), axis=0,
-                                          return_index=True, return_inverse=True)
+            first, inverse = unique_rows(factors[:, cols, :].reshape(len(factors), -1))
             bound = group_bounds(space, self.keeps[k], factors[first], depth, self.table)
-            factors = factors[bound.metric(self.settings.metric)[inverse.reshape(-1)]
+            factors = factors[bound.metric(self.settings.metric)[inverse]
                               <= self.best.primary]
         return factors
+
+    def _bounded_rows(self, k: int, factors: np.ndarray) -> np.ndarray:
+        """The deepest group bound (``MAX_DEPTH`` outer levels) of each factor choice."""
+        space, top = self.space, len(self.space.level_names) - 1
+        depth = min(MAX_DEPTH, top)
+        cols = [i for i, s in enumerate(space.slots) if s.level_index > top - depth]
+        first, inverse = unique_rows(factors[:, cols, :].reshape(len(factors), -1))
+        bound = group_bounds(space, self.keeps[k], factors[first], depth, self.table)
+        return bound.metric(self.settings.metric)[inverse]
+
+    def run_flat(self, rows: list[np.ndarray]) -> tuple[tuple | None, Certificate]:
+        """Branch and bound over a space small enough to enumerate its factor choices at once
+        (``rows`` per keep choice): choices are sorted by their deepest group bound and scored
+        in chunks (the first small, for an early incumbent) until the next bound exceeds the
+        best metric found."""
+        bound = np.concatenate([self._bounded_rows(k, r) for k, r in enumerate(rows) if len(r)]
+                               or [np.zeros(0)])
+        keep = np.concatenate([np.full(len(r), k) for k, r in enumerate(rows)])
+        factors = np.concatenate(rows)
+        visit = np.argsort(bound, kind="stable")
+        stopped, open_bound, position, size = EXHAUSTED, np.inf, 0, FIRST_CHUNK
+        while position < len(visit):
+            if bound[visit[position]] > self.best.primary:
+                stopped = BOUND
+                break
+            reason = self._stop_reason()
+            if reason is not None:
+                stopped, open_bound = reason, float(bound[visit[position]])
+                break
+            chosen = visit[position:position + size]
+            position += len(chosen)
+            chosen = chosen[bound[chosen] <= self.best.primary]
+            for k in np.unique(keep[chosen]):
+                part = factors[chosen[keep[chosen] == k]]
+                index, orders = order_combos(self.space, part, self._orders)
+                self._pending.append((int(k), part[index], orders))
+                self.evaluated += len(index)
+            self._flush()
+            size = CHUNK
+        certificate = Certificate.build(self.settings.metric, self.best.primary, open_bound,
+                                        stopped, self.evaluated, len(visit),
+                                        len(visit) - position)
+        return self.best.choice, certificate
 
     def run(self) -> tuple[tuple | None, Certificate]:
         """The best choice (keep index, factors, orders) or None, and its certificate.
@@ -190,6 +234,11 @@ class ExactSearch:
         """
         space, metric = self.space, self.settings.metric
         self.keeps = keep_sets(space)
+        keep_arrays = [np.array([[ds in kept for ds in space.dataspaces] for kept in combo])
+                       for combo in self.keeps]
+        enumerated = [space.enumerate_factors(keep, limit=FLAT_LIMIT) for keep in keep_arrays]
+        if all(complete for _, complete in enumerated):
+            return self.run_flat([rows for rows, _ in enumerated])
         outer, members = outer_assignments(space)
         bounds, groups = [], []
         for k, keep in enumerate(self.keeps):
@@ -197,8 +246,6 @@ class ExactSearch:
             groups.extend((k, g) for g in range(len(outer)))
         bound = np.concatenate(bounds)
         visit = np.argsort(bound, kind="stable")
-        keep_arrays = [np.array([[ds in kept for ds in space.dataspaces] for kept in combo])
-                       for combo in self.keeps]
         stopped, open_bound, visited, pending = EXHAUSTED, np.inf, 0, 0
         for position, g in enumerate(visit):
             if bound[g] > self.best.primary and pending:
@@ -218,7 +265,7 @@ class ExactSearch:
                 self._pending.append((k, factors, orders))
                 pending += len(factors)
                 self.evaluated += len(factors)
-            if pending >= CHUNK:
+            if pending >= CHUNK or not np.isfinite(self.best.primary):
                 self._flush()
                 pending = 0
         if pending:
