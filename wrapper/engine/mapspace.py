@@ -38,6 +38,7 @@ from ..errors import PrecisionError, SpecError, unknown_name_fix
 from ..mapping import LevelMapping, Mapping
 from ..precision import packed_count, packing_factor, packing_problem
 from ..problem import Problem
+from .rowkeys import unique_rows
 
 TEMPORAL = "temporal"
 SPATIAL = "spatial"
@@ -150,9 +151,10 @@ class MapSpace:
         """Rows whose spatial factors have an allowed X/Y assignment that fits the fan-out."""
         ok = np.ones(factors.shape[0], dtype=bool)
         for i in self.spatial_slots:
-            uniq, inverse = np.unique(factors[:, i, :], axis=0, return_inverse=True)
-            good = np.array([self.spatial_split(i, row) is not None for row in uniq], dtype=bool)
-            ok &= good[inverse.reshape(-1)]
+            first, inverse = unique_rows(factors[:, i, :])
+            good = np.array([self.spatial_split(i, row) is not None for row in factors[first, i]],
+                            dtype=bool)
+            ok &= good[inverse]
         return ok
 
     # ---- enumeration ----------------------------------------------------------------------
