@@ -27,18 +27,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from wrapper.arch import arch_from_dict  # noqa: E402
-from wrapper.costmodel import MapperSettings  # noqa: E402
-from wrapper.engine.energy_model import builtin_energy_table  # noqa: E402
-from wrapper.engine.exact import certified_search  # noqa: E402
-from wrapper.engine.mapper import search  # noqa: E402
-from wrapper.engine.mapspace import build_mapspace  # noqa: E402
-from wrapper.nets import build_model  # noqa: E402
-from wrapper.precision import Precision  # noqa: E402
-from wrapper.problem import CNN_LAYER_SHAPE, DEPTHWISE_SHAPE  # noqa: E402
-from wrapper.templates import adapt_constraints_for_shape, write_arch  # noqa: E402
-from wrapper.workload import extract_layers, layer_to_problem  # noqa: E402
-from wrapper.yamlio import load_specs  # noqa: E402
+from wrapper.arch import arch_from_dict
+from wrapper.costmodel import MapperSettings
+from wrapper.engine.energy_model import builtin_energy_table
+from wrapper.engine.exact import certified_search
+from wrapper.engine.mapper import search
+from wrapper.engine.mapspace import build_mapspace
+from wrapper.nets import build_model
+from wrapper.precision import Precision
+from wrapper.problem import CNN_LAYER_SHAPE, DEPTHWISE_SHAPE
+from wrapper.templates import adapt_constraints_for_shape, write_arch
+from wrapper.workload import extract_layers, layer_to_problem
+from wrapper.yamlio import load_specs
 
 BITS = {"i8w8o8": Precision(8, 8, 8), "i4w4o8": Precision(4, 4, 8), "i8w2o8": Precision(8, 2, 8),
         "i16w16o16": Precision(16, 16, 16)}

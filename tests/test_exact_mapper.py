@@ -112,7 +112,7 @@ def small(request, shared_dir):
 
 @pytest.mark.parametrize("metric", sorted(METRICS))
 def test_exact_mapper_matches_brute_force_and_says_optimal(small, metric):
-    arch, problem, table, space, _, found = small
+    _, _, table, space, _, found = small
     value = METRICS[metric]
     optimum = min(value(stats) for _, _, stats in found)
     result = certified_search(space, table, MapperSettings(metric=metric))

@@ -24,8 +24,8 @@ from ..precision import packing_factor, packing_problem
 from ..problem import Problem
 from ..stats import Stats
 from .builtin import BuiltinEngine
-from .energy_model import builtin_energy_table
 from .certificate import Certificate
+from .energy_model import builtin_energy_table
 from .exact import certified_search
 from .mapspace import build_mapspace
 

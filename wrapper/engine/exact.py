@@ -1,12 +1,16 @@
 """The exact mapper: the optimum of the constrained mapspace for one metric, with its proof.
 
 The mapspace is cut into *groups*: one keep choice (every combination the constraints leave
-open) and one assignment of the outermost storage level's factors. Each group gets a lower bound
-on the metric of every mapping in it (`bounds.group_bounds`). Groups are visited in increasing
-bound order; each visited group is enumerated completely and scored exactly by the batch engine.
-When the next group's bound exceeds the best metric found, no unvisited mapping can beat it and
-the search stops with the answer proven optimal (branch and bound). Otherwise the time or
-evaluation budget stops it, and the certificate reports the gap to the smallest open bound.
+open) and the factors of the outermost storage levels. Each group gets a lower bound on the
+metric of every mapping in it (`bounds.group_bounds`). When the factor choices of the whole space
+can be listed at once (at most ``FLAT_LIMIT``), each is given the bound of its group over the
+``MAX_DEPTH`` outermost levels and they are scored in increasing bound order (`run_flat`; a small
+first chunk gives an early incumbent). Otherwise groups over the outermost level are visited in
+increasing bound order, each enumerated completely and its factor choices filtered by the deeper
+bound before their loop orders are scored (`run`). When the next bound exceeds the best metric
+found, no unscored mapping can beat it and the search stops with the answer proven optimal
+(branch and bound). Otherwise the time or evaluation budget stops it, and the certificate
+reports the gap to the smallest open bound.
 
 Inside a group only provably redundant mappings are skipped:
 
