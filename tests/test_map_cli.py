@@ -53,6 +53,10 @@ def test_map_then_evaluate_gives_identical_stats(case_id, shared_dir, tmp_path, 
                      "--json", str(tmp_path / "eval.json"), cwd=repo_root)
     assert evaluated.returncode == 0, evaluated.stderr
     from_map = json.loads((tmp_path / "map.json").read_text())
+    certificate = from_map.pop("certificate")
+    assert certificate["optimal"] and certificate["gap"] == 0 and certificate["metric"] == "edp"
+    assert certificate["value"] == from_map["energy_pj"] * from_map["cycles"]
+    assert mapping_file.read_text().startswith("# optimal for edp")
     assert from_map["valid"] and from_map == json.loads((tmp_path / "eval.json").read_text())
 
 

@@ -20,6 +20,7 @@ from .spec.inputs import SpecInputs, load_inputs
 from .spec.mapping import Mapping, dump_mapping
 from .spec.problem import Problem
 from .spec.stats import Stats
+from .spec.yamlio import write_text_atomic
 from .timeloop.costmodel import TimeloopCostModel
 from .timeloop.energy_tables import tables_from_inputs
 
@@ -83,4 +84,6 @@ def map_files(paths: Sequence[str | Path], out_dir: str | Path,
     section = inputs.data.get("mapper") or {}
     name = str(section.get("out_prefix") or Path(inputs.origin["problem"]).stem)
     path = dump_mapping(mapping, Path(out_dir) / f"{name}.map.yaml")
+    if stats.certificate is not None:  # the proof heads the mapping file as a comment
+        write_text_atomic(f"# {stats.certificate.comment()}\n{path.read_text()}", path)
     return path, mapping, stats

@@ -7,7 +7,10 @@ Timeloop mapping YAML to ``DIR/<name>.map.yaml`` (``<name>`` = the mapper sectio
 ``python -m wrapper.evaluate``) to ``--json OUT`` or stdout; a summary goes to stderr.
 
 Mapper section keys: ``metric`` or Timeloop's ``optimization-metrics`` (first = metric, second =
-tie-breaker), ``secondary-metric``, ``budget``/``max-evaluations``, ``max-seconds``, ``seed``.
+tie-breaker), ``secondary-metric``, ``budget``/``max-evaluations``, ``max-seconds``, ``seed``,
+``exact`` (prove the optimum first; default true) and ``exact-budget``. The built-in mapper's
+certificate (optimal, or the gap bound) is the ``certificate`` key of the stats JSON and the
+first line of the mapping file.
 Timeloop's own search knobs (algorithm, threads, victory condition, ...) are accepted and ignored.
 """
 
@@ -36,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report_error(exc)
     print(f"mapping: {path}", file=sys.stderr)
     print(summary(stats), file=sys.stderr)
+    if stats.certificate is not None:
+        print(stats.certificate.comment(), file=sys.stderr)
     return 0
 
 

@@ -13,10 +13,11 @@ process to share the cache; i8w8 and i5w6 on 16-bit words, for example, both pac
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..spec.arch import Arch
+from ..spec.certificate import Certificate
 from ..spec.costmodel import MapperSettings
 from ..spec.ert import EnergyTable, load_energy_table
 from ..spec.hashing import content_hash
@@ -27,7 +28,7 @@ from ..spec.stats import Stats
 from .builtin import BuiltinEngine
 from .constraints import build_mapspace
 from .energy_model import builtin_energy_table
-from .mapper import search
+from .exact import certified_search
 
 
 def packing_signature(arch: Arch, problem: Problem) -> tuple:
@@ -55,7 +56,7 @@ def table_fingerprint(table: EnergyTable) -> str:
 class MapperCache:
     """In-process memo of best mappings by (arch, packing signature, energy table, settings)."""
 
-    entries: dict[tuple, Mapping] = field(default_factory=dict)
+    entries: dict[tuple, tuple[Mapping, Certificate | None]] = field(default_factory=dict)
     hits: int = 0
     misses: int = 0
 
@@ -95,16 +96,20 @@ class BuiltinCostModel:
         return self.engine.evaluate(arch, problem, mapping, self.table_for(arch, problem))
 
     def search(self, arch: Arch, problem: Problem, settings: MapperSettings) -> tuple[Mapping, Stats]:
-        """Best mapping for ``settings``; memoized by packing signature (module docstring)."""
+        """Best mapping for ``settings``, its stats carrying the certificate of the answer
+        (optimal, or its gap bound); memoized by packing signature (module docstring)."""
         table = self.table_for(arch, problem)
         key = MapperCache.key(arch, problem, table, settings)
         cached = self.cache.entries.get(key)
         if cached is not None:
             self.cache.hits += 1
-            return cached, self.engine.evaluate(arch, problem, cached, table)
-        self.cache.misses += 1
-        result = search(build_mapspace(arch, problem), table, settings, self.engine)
-        self.cache.entries[key] = result.mapping
-        return result.mapping, result.stats
+            mapping, certificate = cached
+            stats = self.engine.evaluate(arch, problem, mapping, table)
+        else:
+            self.cache.misses += 1
+            result = certified_search(build_mapspace(arch, problem), table, settings, self.engine)
+            self.cache.entries[key] = (result.mapping, result.certificate)
+            mapping, stats, certificate = result.mapping, result.stats, result.certificate
+        return mapping, replace(stats, certificate=certificate)
 
 

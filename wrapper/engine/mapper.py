@@ -34,6 +34,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import MappingError
+from ..spec.certificate import Certificate
 from ..spec.costmodel import MapperSettings
 from ..spec.ert import EnergyTable
 from ..spec.mapping import Mapping
@@ -52,13 +53,15 @@ PATIENCE = 8  # local-search rounds without a better best candidate before it st
 
 @dataclass(frozen=True)
 class SearchResult:
-    """The best mapping, its exact stats, and what the search did."""
+    """The best mapping, its exact stats, and what the search did (``certificate``: what is
+    proven about its optimality; set by `exact.certified_search`)."""
 
     mapping: Mapping
     stats: Stats
     evaluated: int
     complete: bool
     seconds: float
+    certificate: Certificate | None = None
 
 
 def metric_array(result: BatchResult, name: str) -> np.ndarray:

@@ -20,6 +20,7 @@ from ..spec.arch import Arch
 from ..spec.mapping import LevelMapping, Mapping
 from ..spec.precision import packed_count
 from ..spec.problem import Problem
+from .rowkeys import unique_rows
 
 TEMPORAL = "temporal"
 SPATIAL = "spatial"
@@ -131,14 +132,17 @@ class MapSpace:
         """Rows whose spatial factors have an allowed X/Y assignment that fits the fan-out."""
         ok = np.ones(factors.shape[0], dtype=bool)
         for i in self.spatial_slots:
-            uniq, inverse = np.unique(factors[:, i, :], axis=0, return_inverse=True)
-            good = np.array([self.spatial_split(i, row) is not None for row in uniq], dtype=bool)
-            ok &= good[inverse.reshape(-1)]
+            first, inverse = unique_rows(factors[:, i, :])
+            good = np.array([self.spatial_split(i, row) is not None for row in factors[first, i]],
+                            dtype=bool)
+            ok &= good[inverse]
         return ok
 
     # ---- enumeration ----------------------------------------------------------------------
     def enumerate_factors(self, keep: np.ndarray, limit: int | None = None,
-                          rng: np.random.Generator | None = None) -> tuple[np.ndarray, bool]:
+                          rng: np.random.Generator | None = None,
+                          dim_options: Sequence[np.ndarray] | None = None
+                          ) -> tuple[np.ndarray, bool]:
         """Factor choices (n, slots, dims) that fit capacity (with packing) and fan-out.
 
         Each dimension's options are first pruned alone (others 1), then dimensions are added
@@ -147,13 +151,14 @@ class MapSpace:
         (`CapacityCheck.extend`). When a step would test more than ``max(4 * limit, 2**16)``
         (partial choice, option) pairs, a seeded random set of pairs is tested instead, and when
         more than ``limit`` partial choices survive, a seeded random ``limit`` of them is kept;
-        the flag says whether the result is complete.
+        the flag says whether the result is complete. ``dim_options`` replaces `dim_options`
+        (e.g. a subset with some slots fixed).
         """
         check = self.capacity(keep)
         rng = rng or np.random.default_rng(0)
         root = check.root()
         options = []
-        for j, opts in enumerate(self.dim_options):
+        for j, opts in enumerate(self.dim_options if dim_options is None else dim_options):
             alone = check.extend(root, j, opts, np.zeros(len(opts), dtype=np.int64),
                                  np.arange(len(opts)))
             options.append(opts[alone.choice[:, j]])

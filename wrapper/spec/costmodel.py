@@ -30,6 +30,9 @@ class MapperSettings:
     max_evaluations: int = setting(20000, minimum=1, help="mapper evaluations per layer")
     max_seconds: float | None = setting(None, above=0.0, help="time limit per layer search")
     seed: int = setting(0, minimum=0, help="seed of the mapper's sampling")
+    exact: bool = setting(True, help="prove the optimum (branch and bound) before sampling")
+    exact_budget: int = setting(2_000_000, minimum=1,
+                                help="mappings the exact search may score")
 
     def key(self) -> str:
         """A stable text of the settings for content-hash cache keys."""
@@ -54,7 +57,8 @@ class CostModel(Protocol):
 
 # Other spellings of the settings in Timeloop-style mapper sections.
 _ALIASES = {"secondary-metric": "secondary_metric", "budget": "max_evaluations",
-            "max-evaluations": "max_evaluations", "max-seconds": "max_seconds"}
+            "max-evaluations": "max_evaluations", "max-seconds": "max_seconds",
+            "exact-budget": "exact_budget"}
 # Timeloop's own mapper knobs: accepted so its mapper files work unchanged, and ignored.
 _TIMELOOP_KEYS = ("out_prefix", "optimization-metrics", "optimization_metrics", "algorithm",
                   "num-threads", "num_threads", "timeout", "victory-condition", "victory_condition",

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .certificate import Certificate
+
 
 @dataclass(frozen=True)
 class DataspaceStats:
@@ -46,6 +48,9 @@ class Stats:
     pj_per_mac: float = 0.0
     mac_energy_pj: float = 0.0
     levels: tuple[LevelStats, ...] = ()
+    # What the mapper proved about this mapping (None for a plain evaluation, or a mapper that
+    # proves nothing): optimal in its constrained mapspace, or the most it can be above that.
+    certificate: Certificate | None = None
 
     @property
     def edp(self) -> float:
@@ -68,6 +73,8 @@ class Stats:
         """The ``wrapper.evaluate`` JSON object."""
         out = asdict(self)
         out["levels"] = [asdict(level) for level in self.levels]
+        if self.certificate is None:
+            out.pop("certificate")
         return out
 
     @classmethod
@@ -79,4 +86,6 @@ class Stats:
             for lv in data.get("levels", []))
         scalars = {k: data[k] for k in ("valid", "reason", "energy_pj", "cycles", "utilization", "macs",
                                          "pj_per_mac", "mac_energy_pj") if k in data}
-        return cls(levels=levels, **scalars)
+        certificate = data.get("certificate")
+        return cls(levels=levels, **scalars,
+                   certificate=None if certificate is None else Certificate(**certificate))

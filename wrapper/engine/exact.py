@@ -1,0 +1,339 @@
+"""The exact mapper: the optimum of the constrained mapspace for one metric, with its proof.
+
+The mapspace is cut into *groups*: one keep choice (every combination the constraints leave
+open) and the factors of the outermost storage levels. Each group gets a lower bound on the
+metric of every mapping in it (`bounds.group_bounds`). When the factor choices of the whole space
+can be listed at once (at most ``FLAT_LIMIT``), each is given the bound of its group over the
+``MAX_DEPTH`` outermost levels and they are scored in increasing bound order (`run_flat`; a small
+first chunk gives an early incumbent). Otherwise groups over the outermost level are visited in
+increasing bound order, each enumerated completely and its factor choices filtered by the deeper
+bound before their loop orders are scored (`run`). When the next bound exceeds the best metric
+found, no unscored mapping can beat it and the search stops with the answer proven optimal
+(branch and bound). Otherwise the time or evaluation budget stops it, and the certificate
+reports the gap to the smallest open bound.
+
+Inside a group only provably redundant mappings are skipped:
+
+* capacity monotonicity (`MapSpace.enumerate_factors`): tiles only grow when a factor moves
+  inward, so a partial factor choice whose packed kept tiles overflow a buffer, or whose spatial
+  factors exceed a fan-out, has no completion that fits; its whole subtree is dropped;
+* unit loops are position-free: a loop of size 1 changes no count (the analysis treats it as
+  absent), so only the order of a level's non-unit loops is chosen;
+* loop orders with identical counts (`MapSpace.order_classes`): per dataspace only the set of
+  irrelevant loops inside its innermost relevant loop and that loop matter (plus the order of
+  the relevant loops where a rank sums two dimensions), so one order per class is scored;
+* spatial loop order and the X/Y split change no count; one allowed split is kept.
+
+Ties on the metric go to the secondary metric, then to the first mapping visited, so the answer
+is deterministic.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ..errors import MappingError
+from ..spec.certificate import BOUND, BUDGET, EXHAUSTED, SAMPLED, TIME, Certificate
+from ..spec.costmodel import MapperSettings
+from ..spec.ert import EnergyTable
+from .batch import evaluate_batch
+from .bounds import group_bounds
+from .builtin import BuiltinEngine
+from .mapper import SearchResult, metric_array
+from .mapper import search as sampling_search
+from .mapspace import MapSpace
+from .rowkeys import unique_rows
+
+CHUNK = 1 << 15  # mappings scored per engine call (fewer calls; bounds checked between calls)
+FIRST_CHUNK = 1 << 11  # the first, small chunk of a flat search gives an early incumbent
+FLAT_LIMIT = 1 << 18  # spaces with at most this many factor choices are enumerated at once
+MAX_DEPTH = 2  # storage levels (outermost first) whose factors the deepest group bound fixes
+
+
+def keep_sets(space: MapSpace) -> list[tuple[frozenset[str], ...]]:
+    """Every keep choice the constraints allow (one keep set per level, innermost first)."""
+    return list(itertools.product(*space.keep_choices))
+
+
+def assignments(space: MapSpace, members: list[np.ndarray], level: int
+                ) -> tuple[np.ndarray, list[list[np.ndarray]]]:
+    """Split a group (per dimension its rows of ``dim_options``) by the factors of the slots of
+    storage level ``level``: per child group a representative ``[slots, dims]`` factor table
+    (its slots at ``level`` and above are the child's) and per dimension its rows."""
+    cols = [i for i, s in enumerate(space.slots) if s.level_index == level]
+    firsts, parts = [], []
+    for opts, rows in zip(space.dim_options, members):
+        first, inverse = unique_rows(opts[rows][:, cols])
+        firsts.append(rows[first])
+        parts.append([rows[inverse == u] for u in range(len(first))])
+    picks = list(itertools.product(*(range(len(f)) for f in firsts)))
+    assigned = np.stack([np.stack([space.dim_options[j][firsts[j][p[j]]]
+                                   for j in range(len(space.dims))], axis=1) for p in picks])
+    return assigned, [[parts[j][p[j]] for j in range(len(space.dims))] for p in picks]
+
+
+def outer_assignments(space: MapSpace) -> tuple[np.ndarray, list[list[np.ndarray]]]:
+    """The groups of the whole space by the outermost level's factors (`assignments`)."""
+    everything = [np.arange(len(opts)) for opts in space.dim_options]
+    return assignments(space, everything, len(space.level_names) - 1)
+
+
+def order_combos(space: MapSpace, factors: np.ndarray,
+                 cache: dict[bytes, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Every loop-order combination with distinct counts of each factor choice ``[n, slots,
+    dims]`` (n > 0): (row index ``[m]``, orders ``[m, levels, dims]``), rows in input order."""
+    nonunit = factors[:, list(space.temporal_slots), :] > 1
+    flat = nonunit.reshape(len(factors), -1)
+    first, inverse = unique_rows(flat)
+    patterns = flat[first]
+    combos = []
+    for pattern in patterns:
+        key = pattern.tobytes()
+        if key not in cache:
+            grid = pattern.reshape(len(space.temporal_slots), len(space.dims))
+            classes = [space.order_classes(li, frozenset(d for d, on in zip(space.dims, row) if on))
+                       for li, row in enumerate(grid)]
+            cache[key] = np.array([np.stack(pick) for pick in itertools.product(*classes)],
+                                  dtype=np.int64)
+        combos.append(cache[key])
+    counts = np.array([len(combos[p]) for p in inverse], dtype=np.int64)
+    index = np.repeat(np.arange(len(factors)), counts)
+    return index, np.concatenate([combos[p] for p in inverse])
+
+
+@dataclass
+class _Best:
+    """The incumbent: metric, secondary metric, and the choice that achieves them."""
+
+    primary: float = np.inf
+    secondary: float = np.inf
+    choice: tuple | None = None
+
+    def offer(self, primary: np.ndarray, secondary: np.ndarray, keep: int, factors: np.ndarray,
+              orders: np.ndarray) -> None:
+        if not len(primary):
+            return
+        i = int(np.lexsort((np.arange(len(primary)), secondary, primary))[0])
+        if (primary[i], secondary[i]) < (self.primary, self.secondary):
+            self.primary, self.secondary = float(primary[i]), float(secondary[i])
+            self.choice = (keep, factors[i].copy(), orders[i].copy())
+
+
+@dataclass
+class ExactSearch:
+    """Branch and bound over the groups of one mapspace (see the module docstring)."""
+
+    space: MapSpace
+    table: EnergyTable | None
+    settings: MapperSettings
+    start: float = field(default_factory=time.perf_counter)
+    evaluated: int = 0
+    best: _Best = field(default_factory=_Best)
+    _orders: dict = field(default_factory=dict)
+    _pending: list = field(default_factory=list)
+
+    def _flush(self) -> None:
+        """Score the pending (keep, factors, orders) blocks, one engine call per keep choice."""
+        space, keeps = self.space, self.keeps
+        for k in sorted({block[0] for block in self._pending}):
+            blocks = [b for b in self._pending if b[0] == k]
+            factors = np.concatenate([b[1] for b in blocks])
+            orders = np.concatenate([b[2] for b in blocks])
+            temporal, spatial = space.split_factors(factors)
+            result = evaluate_batch(space.arch, space.problem, temporal, spatial, orders,
+                                    keeps[k], self.table)
+            self.best.offer(metric_array(result, self.settings.metric),
+                            metric_array(result, self.settings.secondary_metric), k, factors,
+                            orders)
+        self._pending.clear()
+
+    def _group_mappings(self, k: int, keep: np.ndarray, members: list[np.ndarray]
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """Every (factors, orders) of one group that fits and survives `_prune`, order classes
+        expanded."""
+        options = [opts[rows] for opts, rows in zip(self.space.dim_options, members)]
+        factors = self._prune(k, self.space.enumerate_factors(keep, dim_options=options)[0])
+        if not len(factors):
+            return factors, np.zeros((0,) + self.space.default_orders().shape, dtype=np.int64)
+        index, orders = order_combos(self.space, factors, self._orders)
+        return factors[index], orders
+
+    def _stop_reason(self) -> str | None:
+        limit = self.settings.max_seconds
+        if limit is not None and time.perf_counter() - self.start > limit:
+            return TIME
+        if self.evaluated >= self.settings.exact_budget:
+            return BUDGET
+        return None
+
+    def _prune(self, k: int, factors: np.ndarray) -> np.ndarray:
+        """The factor choices of one group that no deeper group bound excludes: rows are
+        grouped by the factors of 2, 3, ... ``MAX_DEPTH`` outermost levels, and groups whose
+        bound exceeds the best metric found are dropped (it only decreases, so they stay out)."""
+        space, top = self.space, len(self.space.level_names) - 1
+        for depth in range(2, min(MAX_DEPTH, top) + 1):
+            if not len(factors) or not np.isfinite(self.best.primary):
+                break
+            cols = [i for i, s in enumerate(space.slots) if s.level_index > top - depth]
+            first, inverse = unique_rows(factors[:, cols, :].reshape(len(factors), -1))
+            bound = group_bounds(space, self.keeps[k], factors[first], depth, self.table)
+            factors = factors[bound.metric(self.settings.metric)[inverse]
+                              <= self.best.primary]
+        return factors
+
+    def _bounded_rows(self, k: int, factors: np.ndarray) -> np.ndarray:
+        """The deepest group bound (``MAX_DEPTH`` outer levels) of each factor choice."""
+        space, top = self.space, len(self.space.level_names) - 1
+        depth = min(MAX_DEPTH, top)
+        cols = [i for i, s in enumerate(space.slots) if s.level_index > top - depth]
+        first, inverse = unique_rows(factors[:, cols, :].reshape(len(factors), -1))
+        bound = group_bounds(space, self.keeps[k], factors[first], depth, self.table)
+        return bound.metric(self.settings.metric)[inverse]
+
+    def run_flat(self, rows: list[np.ndarray]) -> tuple[tuple | None, Certificate]:
+        """Branch and bound over a space small enough to enumerate its factor choices at once
+        (``rows`` per keep choice): choices are sorted by their deepest group bound and scored
+        in chunks (the first small, for an early incumbent) until the next bound exceeds the
+        best metric found."""
+        bound = np.concatenate([self._bounded_rows(k, r) for k, r in enumerate(rows) if len(r)]
+                               or [np.zeros(0)])
+        keep = np.concatenate([np.full(len(r), k) for k, r in enumerate(rows)])
+        factors = np.concatenate(rows)
+        visit = np.argsort(bound, kind="stable")
+        stopped, open_bound, position, size = EXHAUSTED, np.inf, 0, FIRST_CHUNK
+        while position < len(visit):
+            if bound[visit[position]] > self.best.primary:
+                stopped = BOUND
+                break
+            reason = self._stop_reason()
+            if reason is not None:
+                stopped, open_bound = reason, float(bound[visit[position]])
+                break
+            chosen = visit[position:position + size]
+            position += len(chosen)
+            chosen = chosen[bound[chosen] <= self.best.primary]
+            for k in np.unique(keep[chosen]):
+                part = factors[chosen[keep[chosen] == k]]
+                index, orders = order_combos(self.space, part, self._orders)
+                self._pending.append((int(k), part[index], orders))
+                self.evaluated += len(index)
+            self._flush()
+            size = CHUNK
+        certificate = Certificate.build(self.settings.metric, self.best.primary, open_bound,
+                                        stopped, self.evaluated, len(visit),
+                                        len(visit) - position)
+        return self.best.choice, certificate
+
+    def run(self) -> tuple[tuple | None, Certificate]:
+        """The best choice (keep index, factors, orders) or None, and its certificate.
+
+        Groups (keep choice, outermost factors) are visited in increasing bound order; inside
+        one, factor choices are dropped by the bounds of deeper groups (`_prune`) before their
+        loop orders are scored. The search ends when the next group's bound exceeds the best
+        metric found (proven optimal) or a limit stops it.
+        """
+        space, metric = self.space, self.settings.metric
+        self.keeps = keep_sets(space)
+        keep_arrays = [np.array([[ds in kept for ds in space.dataspaces] for kept in combo])
+                       for combo in self.keeps]
+        enumerated = [space.enumerate_factors(keep, limit=FLAT_LIMIT) for keep in keep_arrays]
+        if all(complete for _, complete in enumerated):
+            return self.run_flat([rows for rows, _ in enumerated])
+        outer, members = outer_assignments(space)
+        bounds, groups = [], []
+        for k, keep in enumerate(self.keeps):
+            bounds.append(group_bounds(space, keep, outer, 1, self.table).metric(metric))
+            groups.extend((k, g) for g in range(len(outer)))
+        bound = np.concatenate(bounds)
+        visit = np.argsort(bound, kind="stable")
+        stopped, open_bound, visited, pending = EXHAUSTED, np.inf, 0, 0
+        for position, g in enumerate(visit):
+            if bound[g] > self.best.primary and pending:
+                self._flush()
+                pending = 0
+            if bound[g] > self.best.primary:
+                stopped = BOUND
+                break
+            reason = self._stop_reason()
+            if reason is not None:
+                stopped, open_bound = reason, float(bound[visit[position:]].min())
+                break
+            k, o = groups[g]
+            factors, orders = self._group_mappings(k, keep_arrays[k], members[o])
+            visited += 1
+            if len(factors):
+                self._pending.append((k, factors, orders))
+                pending += len(factors)
+                self.evaluated += len(factors)
+            if pending >= CHUNK or not np.isfinite(self.best.primary):
+                self._flush()
+                pending = 0
+        if pending:
+            self._flush()
+        certificate = Certificate.build(metric, self.best.primary, open_bound, stopped,
+                                        self.evaluated, len(visit), len(visit) - visited)
+        return self.best.choice, certificate
+
+
+def _result(space: MapSpace, table: EnergyTable | None, engine: BuiltinEngine, choice: tuple,
+            keeps: list[tuple[frozenset[str], ...]], evaluated: int, certificate: Certificate,
+            start: float) -> SearchResult:
+    keep, factors, orders = choice
+    mapping = space.to_mapping(factors, orders, keeps[keep])
+    stats = engine.evaluate(space.arch, space.problem, mapping, table)
+    return SearchResult(mapping, stats, evaluated, certificate.optimal,
+                        time.perf_counter() - start, certificate)
+
+
+def _value(stats: object, metric: str) -> float:
+    return float({"energy": stats.energy_pj, "delay": stats.cycles, "edp": stats.edp,
+                  "last_level_accesses": stats.last_level_accesses}[metric])
+
+
+def certified_search(space: MapSpace, table: EnergyTable | None, settings: MapperSettings,
+                     engine: BuiltinEngine | None = None) -> SearchResult:
+    """The best mapping with its `Certificate`.
+
+    With ``settings.exact`` the exact search runs first; when its budget or time limit stops it
+    before the bound closes, the sampling mapper runs too and the better answer is returned with
+    the exact search's lower bound (the gap is honest either way). Without it only the sampling
+    mapper runs, and the certificate carries the smallest group bound as the lower bound.
+    """
+    engine = engine or BuiltinEngine()
+    start = time.perf_counter()
+    exact = ExactSearch(space, table, settings)
+    if settings.exact:
+        choice, certificate = exact.run()
+        if certificate.optimal:
+            if choice is None:
+                raise MappingError(f"no valid mapping exists for {space.problem.shape.name} on "
+                                   f"{space.arch.name} (the constrained mapspace was exhausted)",
+                                   field="mapper", fix="relax the constraints; check that the "
+                                   "tiles fit the innermost buffers")
+            return _result(space, table, engine, choice, exact.keeps, exact.evaluated,
+                           certificate, start)
+        lower = certificate.lower_bound
+    else:
+        keeps = keep_sets(space)
+        outer, _ = outer_assignments(space)
+        lower = min(float(group_bounds(space, keep, outer, 1, table).metric(settings.metric).min())
+                    for keep in keeps)
+        choice, certificate = None, None
+    sampled = sampling_search(space, table, settings, engine)
+    candidates = [sampled]
+    if choice is not None:
+        candidates.append(_result(space, table, engine, choice, exact.keeps, exact.evaluated,
+                                  certificate, start))
+    best = min(candidates, key=lambda r: (_value(r.stats, settings.metric),
+                                          _value(r.stats, settings.secondary_metric)))
+    value = _value(best.stats, settings.metric)
+    stopped = certificate.stopped_by if certificate is not None else SAMPLED
+    final = Certificate.build(settings.metric, value, lower, stopped,
+                              exact.evaluated, certificate.groups if certificate else 0,
+                              certificate.groups_pruned if certificate else 0)
+    return replace(best, evaluated=exact.evaluated + sampled.evaluated, complete=False,
+                   seconds=time.perf_counter() - start, certificate=final)
