@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import SHARED_DIR, golden_case, golden_energy_table
 from test_engine_batch import random_mappings, to_mapping
 
-from wrapper.engine import BuiltinEngine, evaluate_batch
+from wrapper.engine import MappingEvaluator, evaluate_batch
 
 CASES = ("eyeriss__mbv1_L1__i16w16o16", "eyeriss__mbv1_L3__i4w4o8", "simba__mbv1_L2__i8w8o8")
 
@@ -42,7 +42,7 @@ def bench_case(case_id: str, n: int, batch: int) -> None:
                                 orders[lo:lo + batch], keeps, table)
         valid += int(result.valid.sum())
     elapsed = time.perf_counter() - start
-    engine, rows = BuiltinEngine(), range(min(200, n))
+    engine, rows = MappingEvaluator(), range(min(200, n))
     mappings = [to_mapping(arch, problem, temporal[i], spatial[i], orders[i], keeps) for i in rows]
     start = time.perf_counter()
     for mapping in mappings:

@@ -25,7 +25,7 @@ from test_mapper_golden import golden_cases, record_arch
 
 from wrapper.engine.constraints import build_mapspace
 from wrapper.engine.costmodel import BuiltinCostModel, MapperCache
-from wrapper.engine.mapper import search
+from wrapper.engine.mapper import sampling_search
 from wrapper.network.layers import extract_layers, layer_to_problem
 from wrapper.network.mobilenets import build_model
 from wrapper.spec.costmodel import MapperSettings
@@ -38,7 +38,7 @@ def bench_golden() -> None:
     ratios, seconds = [], []
     for case in golden_cases(ALL_GOLDEN_RECORDS, SHARED_DIR):
         start = time.perf_counter()
-        result = search(build_mapspace(case.arch, case.problem), case.table, SETTINGS)
+        result = sampling_search(build_mapspace(case.arch, case.problem), case.table, SETTINGS)
         seconds.append(time.perf_counter() - start)
         ratios.append(result.stats.edp / case.best_golden_edp())
         print(f"{case.case_id:36s} EDP ratio {ratios[-1]:.4f}  {seconds[-1]:.2f} s")
@@ -71,7 +71,7 @@ def bench_mobilenet() -> None:
     for layer in _layers():
         arch = depthwise if layer.is_depthwise else dense
         begin, misses = time.perf_counter(), model.cache.misses
-        _, stats = model.search(arch, layer_to_problem(layer, Precision(8, 8, 8)), SETTINGS)
+        _, stats = model.find_mapping(arch, layer_to_problem(layer, Precision(8, 8, 8)), SETTINGS)
         if model.cache.misses > misses:
             seconds.append(time.perf_counter() - begin)
         energy += stats.energy_pj
@@ -88,7 +88,7 @@ def _job(args):
     layer = _LAYERS[index]
     model = BuiltinCostModel(table)
     start = time.perf_counter()
-    model.search(depthwise if layer.is_depthwise else dense, layer_to_problem(layer, precision),
+    model.find_mapping(depthwise if layer.is_depthwise else dense, layer_to_problem(layer, precision),
                  SETTINGS)
     return time.perf_counter() - start
 

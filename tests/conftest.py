@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from wrapper.engine import BuiltinEngine
+from wrapper.engine import MappingEvaluator
 from wrapper.spec.arch import Arch, arch_from_dict
 from wrapper.spec.ert import EnergyTable, load_energy_table
 from wrapper.spec.mapping import Mapping, mapping_from_dict
@@ -93,5 +93,5 @@ def golden_energy_table(ert_ref: str, art_ref: str) -> EnergyTable:
 def evaluate_record(record: dict[str, Any]) -> Stats:
     """The built-in engine's Stats for a golden record, with the record's own energy tables."""
     _, arch, problem, mapping = golden_case(record_id=record["record_id"])
-    return BuiltinEngine().evaluate(arch, problem, mapping,
+    return MappingEvaluator().evaluate(arch, problem, mapping,
                                     golden_energy_table(record["ert_ref"], record["art_ref"]))

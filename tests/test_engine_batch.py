@@ -3,7 +3,7 @@
 * For every golden case group: the golden mappings plus thousands of random valid-factor mappings
   (random factorizations, loop orders and spatial splits within each level's fan-out) go through
   `evaluate_batch` in one call; golden mappings and a sample of the random ones also go through
-  `BuiltinEngine.evaluate` one by one and must give equal `Stats` (validity, reason, energy,
+  `MappingEvaluator.evaluate` one by one and must give equal `Stats` (validity, reason, energy,
   cycles, every per-level count).
 * The closed-form fills (no enumeration) must equal `literal_counts`, a direct transcription of
   how Timeloop's nest analysis walks iterations 0 and 1 of every loop, on random mappings of
@@ -22,7 +22,7 @@ import pytest
 import yaml
 from conftest import ALL_GOLDEN_RECORDS, golden_case, golden_energy_table
 
-from wrapper.engine import BuiltinEngine, evaluate_batch
+from wrapper.engine import MappingEvaluator, evaluate_batch
 from wrapper.spec.arch import Arch
 from wrapper.spec.mapping import LevelMapping, Mapping, mapping_from_dict
 from wrapper.spec.precision import Precision
@@ -208,7 +208,7 @@ def test_batch_equals_scalar_on_golden_case(case_id: str, shared_dir: Path) -> N
     goldens = [mapping_from_dict(yaml.load(r["mapping_yaml"], Loader=FAST_LOADER)) for r in group]
     keeps = [tuple(sorted(goldens[0].for_level(lv.name).kept(problem.shape.dataspace_names)))
              for lv in arch.inner_to_outer]
-    engine = BuiltinEngine()
+    engine = MappingEvaluator()
     # golden mappings (their own keep lists) with per-mapping permutation strings
     for mapping in goldens:
         g_keeps = [mapping.for_level(lv.name).keep for lv in arch.inner_to_outer]
@@ -297,7 +297,7 @@ def test_bypassing_narrow_level_does_not_check_bypassed_widths(shared_dir: Path)
     _, arch, problem, golden = golden_case(name="eyeriss__mbv1_L3__i16w16o16")
     narrow = _narrow_ifmap_spad(arch, 8)
     wide_ws = problem.with_precision(Precision(inputs=8, weights=16, outputs=16))
-    stats = BuiltinEngine().evaluate(narrow, wide_ws, golden)
+    stats = MappingEvaluator().evaluate(narrow, wide_ws, golden)
     assert stats.valid, stats.reason
     assert stats.levels[[lv.name for lv in stats.levels].index("ifmap_spad")].dataspaces[
         "Inputs"].operands_per_word == 1

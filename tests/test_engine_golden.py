@@ -13,7 +13,7 @@ import pytest
 import yaml
 from conftest import ALL_GOLDEN_RECORDS, evaluate_record, golden_energy_table, record_arch
 
-from wrapper.engine import BuiltinEngine
+from wrapper.engine import MappingEvaluator
 from wrapper.spec.mapping import mapping_from_dict
 from wrapper.spec.problem import problem_from_dict
 
@@ -92,6 +92,6 @@ def test_batch_agrees_with_scalar_path(shared_dir: Path) -> None:
     table = golden_energy_table(group[0]["ert_ref"], group[0]["art_ref"])
     result = evaluate_batch(arch, problem, temporal, spatial, perms, keeps, table)
     for i, mapping in enumerate(mappings):
-        scalar = BuiltinEngine().evaluate(arch, problem, mapping, table)
+        scalar = MappingEvaluator().evaluate(arch, problem, mapping, table)
         assert result.valid[i] == scalar.valid
         assert result.cycles[i] == scalar.cycles and result.energy_pj[i] == scalar.energy_pj

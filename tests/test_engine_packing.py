@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import GOLDEN_RECORDS, golden_case, golden_energy_table
 
-from wrapper.engine import BuiltinEngine
+from wrapper.engine import MappingEvaluator
 from wrapper.spec.arch import load_arch
 from wrapper.spec.mapping import LevelMapping, Mapping
 from wrapper.spec.precision import Precision
@@ -24,8 +24,8 @@ def _inputs(arch_name: str, layer: str = "mbv1_L3"):
 def test_b16_equals_no_bitwidths(arch_name: str, shared_dir: Path) -> None:
     record, arch, problem, mapping = _inputs(arch_name)
     table = golden_energy_table(record["ert_ref"], record["art_ref"])
-    at16 = BuiltinEngine().evaluate(arch, problem.with_precision(Precision.uniform(16)), mapping, table)
-    native = BuiltinEngine().evaluate(arch, problem.with_precision(Precision()), mapping, table)
+    at16 = MappingEvaluator().evaluate(arch, problem.with_precision(Precision.uniform(16)), mapping, table)
+    native = MappingEvaluator().evaluate(arch, problem.with_precision(Precision()), mapping, table)
     assert at16 == native and at16.valid
 
 
@@ -33,14 +33,14 @@ def test_b16_equals_no_bitwidths(arch_name: str, shared_dir: Path) -> None:
 def test_unstorable_bit_width_is_invalid_with_reason(bits: int, shared_dir: Path) -> None:
     record, arch, problem, mapping = _inputs("eyeriss")
     bad = problem.with_precision(Precision(inputs=bits, weights=8, outputs=8))
-    stats = BuiltinEngine().evaluate(arch, bad, mapping, golden_energy_table(record["ert_ref"], record["art_ref"]))
+    stats = MappingEvaluator().evaluate(arch, bad, mapping, golden_energy_table(record["ert_ref"], record["art_ref"]))
     assert not stats.valid
     assert "Inputs" in stats.reason and f"b = {bits}" in stats.reason and "W = 16" in stats.reason
 
 
 def test_packing_divides_counts_and_capacity(shared_dir: Path) -> None:
     record, arch, problem, mapping = _inputs("eyeriss")
-    engine = BuiltinEngine()
+    engine = MappingEvaluator()
     native = engine.evaluate(arch, problem, mapping)
     packed = engine.evaluate(arch, problem.with_precision(Precision(4, 4, 8)), mapping)
     for lv_native, lv_packed in zip(native.levels, packed.levels):
@@ -68,11 +68,11 @@ def test_capacity_overflow_names_level_and_words(shared_dir: Path) -> None:
     for dim in ("N", "M", "P", "Q"):  # Outputs ranks; psum_spad is the innermost level
         tile *= psum.temporal.get(dim, 1) * psum.spatial.get(dim, 1)
     assert tile > 24
-    stats = BuiltinEngine().evaluate(arch, problem, Mapping(tuple(levels)))
+    stats = MappingEvaluator().evaluate(arch, problem, Mapping(tuple(levels)))
     assert not stats.valid
     assert stats.reason == (f"capacity exceeded at level psum_spad: needs {tile} words "
                             f"(Outputs {tile}), has 24 words")
-    packed = BuiltinEngine().evaluate(arch, problem.with_precision(Precision(16, 16, 8)),
+    packed = MappingEvaluator().evaluate(arch, problem.with_precision(Precision(16, 16, 8)),
                                       Mapping(tuple(levels)))
     assert f"needs {-(-tile // 2)} words (Outputs {-(-tile // 2)})" in packed.reason
 
@@ -96,11 +96,11 @@ def test_variant_specs_evaluate(variant: str, base: str, shared_dir: Path) -> No
     _, _, problem, mapping = _inputs(base)
     problem = problem.with_precision(Precision())
     m = _all_at_dram(arch, mapping, problem)
-    stats = BuiltinEngine().evaluate(arch, problem, m)
+    stats = MappingEvaluator().evaluate(arch, problem, m)
     assert stats.valid, stats.reason
     assert stats.cycles == problem.macs and stats.energy_pj > stats.mac_energy_pj > 0
     if variant == "eyeriss_w8":
-        wide = BuiltinEngine().evaluate(arch, problem.with_precision(Precision.uniform(16)), m)
+        wide = MappingEvaluator().evaluate(arch, problem.with_precision(Precision.uniform(16)), m)
         assert not wide.valid and "W = 8" in wide.reason
-        narrow = BuiltinEngine().evaluate(arch, problem.with_precision(Precision.uniform(4)), m)
+        narrow = MappingEvaluator().evaluate(arch, problem.with_precision(Precision.uniform(4)), m)
         assert narrow.valid and narrow.levels[-1].dataspaces["Weights"].operands_per_word == 2

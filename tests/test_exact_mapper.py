@@ -17,7 +17,7 @@ import pytest
 from conftest import ALL_GOLDEN_RECORDS
 from test_mapper_golden import CASES
 
-from wrapper.engine import BuiltinEngine
+from wrapper.engine import MappingEvaluator
 from wrapper.engine.batch import evaluate_batch
 from wrapper.engine.bounds import group_bounds
 from wrapper.engine.constraints import build_mapspace
@@ -64,7 +64,7 @@ def brute_force(arch, problem, table):
     active = [d for d in dims if problem.bounds[d] > 1]
     per_dim = [_spreads(problem.bounds[d], len(space.slots)) for d in dims]
     keeps = list(itertools.product(*space.keep_choices))
-    engine = BuiltinEngine()
+    engine = MappingEvaluator()
     index = {d: j for j, d in enumerate(dims)}
     perms = [[index[d] for d in p] + [index[d] for d in dims if d not in p]
              for p in itertools.permutations(active)]

@@ -8,12 +8,12 @@ import pytest
 from conftest import ALL_GOLDEN_RECORDS
 from test_mapper_golden import CASES, record_arch
 
-from wrapper.engine import BuiltinEngine
+from wrapper.engine import MappingEvaluator
 from wrapper.engine.batch import evaluate_batch
 from wrapper.engine.constraints import build_mapspace
 from wrapper.engine.costmodel import BuiltinCostModel, packing_signature
 from wrapper.engine.factors import ordered_factorizations
-from wrapper.engine.mapper import search
+from wrapper.engine.mapper import sampling_search
 from wrapper.errors import PrecisionError
 from wrapper.spec.costmodel import MapperSettings
 from wrapper.spec.mapping import mapping_from_dict, validate_mapping
@@ -73,7 +73,7 @@ def test_enumerated_choices_are_the_mappings_the_engine_scores(case_id, shared_d
     batch = evaluate_batch(case.arch, case.problem, temporal, spatial, orders, keep_sets,
                            case.table)
     assert batch.valid.all(), next(r for r in batch.reasons if r)
-    engine = BuiltinEngine()
+    engine = MappingEvaluator()
     for i in np.random.default_rng(1).choice(len(rows), 10, replace=False):
         mapping = space.to_mapping(rows[i], orders, keep_sets)
         validate_mapping(mapping, case.arch, case.problem)
@@ -117,17 +117,17 @@ def test_packing_lets_larger_tiles_fit(shared_dir):
 def test_search_is_deterministic_for_a_seed(shared_dir):
     case = _case("simba__mbv2_L35_dw__i8w8o8")
     settings = MapperSettings(max_evaluations=4000, seed=3)
-    first = search(build_mapspace(case.arch, case.problem), case.table, settings)
-    second = search(build_mapspace(case.arch, case.problem), case.table, settings)
+    first = sampling_search(build_mapspace(case.arch, case.problem), case.table, settings)
+    second = sampling_search(build_mapspace(case.arch, case.problem), case.table, settings)
     assert first.mapping == second.mapping and first.stats == second.stats
 
 
 @pytest.mark.parametrize("metric", ["energy", "delay", "last_level_accesses"])
 def test_other_metrics_are_optimized(metric, shared_dir):
     case = _case("eyeriss__mbv1_L28__i8w8o8")
-    by_edp = search(build_mapspace(case.arch, case.problem), case.table,
+    by_edp = sampling_search(build_mapspace(case.arch, case.problem), case.table,
                     MapperSettings(metric="edp", max_evaluations=4000))
-    by_metric = search(build_mapspace(case.arch, case.problem), case.table,
+    by_metric = sampling_search(build_mapspace(case.arch, case.problem), case.table,
                        MapperSettings(metric=metric, max_evaluations=4000))
     value = {"energy": lambda s: s.energy_pj, "delay": lambda s: s.cycles,
              "last_level_accesses": lambda s: s.last_level_accesses}[metric]
@@ -142,8 +142,8 @@ def test_equal_packing_signatures_share_one_search(shared_dir):
     p8 = case.problem.with_precision(Precision(8, 8, 8))
     p6 = case.problem.with_precision(Precision(6, 7, 8))
     assert packing_signature(case.arch, p8) == packing_signature(case.arch, p6)
-    m8, s8 = model.search(case.arch, p8, settings)
-    m6, s6 = model.search(case.arch, p6, settings)
+    m8, s8 = model.find_mapping(case.arch, p8, settings)
+    m6, s6 = model.find_mapping(case.arch, p6, settings)
     assert (model.cache.misses, model.cache.hits) == (1, 1)
     assert m6 == m8 and s6 == s8
     p4 = case.problem.with_precision(Precision(4, 8, 8))

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from conftest import ALL_GOLDEN_RECORDS, SHARED_DIR
 
-from wrapper.engine import BuiltinEngine
+from wrapper.engine import MappingEvaluator
 from wrapper.engine.constraints import build_mapspace
-from wrapper.engine.mapper import search
+from wrapper.engine.mapper import sampling_search
 from wrapper.spec.arch import Arch, arch_from_dict
 from wrapper.spec.costmodel import MapperSettings
 from wrapper.spec.ert import EnergyTable, load_energy_table
@@ -37,7 +37,7 @@ class GoldenCase:
     records: tuple[dict[str, Any], ...]
 
     def best_golden_edp(self) -> float:
-        engine = BuiltinEngine()
+        engine = MappingEvaluator()
         edps = [s.edp for s in (engine.evaluate(self.arch, self.problem, m, self.table)
                                 for m in self.mappings) if s.valid]
         return min(edps)
@@ -82,7 +82,7 @@ def test_mapper_beats_every_golden_mapping(case, shared_dir):
     """Best EDP found <= best EDP of the real timeloop-mapper's mappings (same engine, same ERT),
     and the mapping satisfies the case's constraint files literally."""
     space = build_mapspace(case.arch, case.problem)
-    result = search(space, case.table, SETTINGS)
+    result = sampling_search(space, case.table, SETTINGS)
     golden = case.best_golden_edp()
     assert result.stats.valid, f"{case.case_id}: {result.stats.reason}"
     assert result.stats.edp <= golden * (1 + 1e-9), (

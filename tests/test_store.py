@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import GOLDEN_RECORDS
-from wrapper.engine.builtin import BuiltinEngine
+from wrapper.engine.evaluator import MappingEvaluator
 from wrapper.explore.store import AccuracyResult, GenerationRecord, LayerResult, Store
 from wrapper.spec.arch import arch_from_dict
 from wrapper.spec.mapping import mapping_from_dict
@@ -25,7 +25,7 @@ def _golden_result(record: dict) -> LayerResult:
     arch = arch_from_dict(spec, "golden")
     problem = problem_from_dict(parse_yaml_text(record["problem_yaml"], "problem"), "problem")
     mapping = mapping_from_dict(parse_yaml_text(record["mapping_yaml"], "mapping"), "mapping")
-    stats = BuiltinEngine().evaluate(arch, problem, mapping)
+    stats = MappingEvaluator().evaluate(arch, problem, mapping)
     return LayerResult("k1", "s1", record["layer"], record["bitwidths_name"], mapping, stats)
 
 

@@ -191,7 +191,7 @@ def test_too_wide_or_zero_bits_are_refused_before_any_binary(shared_dir: Path, t
         with pytest.raises(PrecisionError, match="wider than the 16-bit word|must be > 0"):
             model.evaluate(arch, problem.with_precision(bad), mapping, ert)
         with pytest.raises(PrecisionError):
-            model.search(arch, problem.with_precision(bad), MapperSettings(), ert)
+            model.find_mapping(arch, problem.with_precision(bad), MapperSettings(), ert)
     assert not marker.exists()
 
 
@@ -223,7 +223,7 @@ def test_mapper_no_valid_mappings_exit_0_empty_map(shared_dir: Path, tmp_path: P
         """)
     _, arch, problem, _ = golden_case()
     with pytest.raises(BackendError, match="no valid mappings") as info:
-        model.search(arch, problem, MapperSettings(max_evaluations=10),
+        model.find_mapping(arch, problem, MapperSettings(max_evaluations=10),
                      shared_dir / "golden" / "ert" / "eyeriss")
     assert "MESSAGE: no valid mappings" in info.value.log_tail
 

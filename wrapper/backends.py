@@ -79,7 +79,7 @@ def map_files(paths: Sequence[str | Path], out_dir: str | Path,
     inputs = load_inputs(paths)
     settings = mapper_settings(inputs.data.get("mapper"), inputs.origin.get("mapper"))
     model = cost_model_for(engine, inputs)
-    mapping, stats = model.search(inputs.arch, inputs.problem, settings)
+    mapping, stats = model.find_mapping(inputs.arch, inputs.problem, settings)
     print_notes(inputs, model)
     section = inputs.data.get("mapper") or {}
     name = str(section.get("out_prefix") or Path(inputs.origin["problem"]).stem)

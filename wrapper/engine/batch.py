@@ -8,7 +8,7 @@ parsing per row. `BatchResult` keeps its fields and adds ``macs``, ``mac_energy_
 ``levels`` (per level ``cycles``/``energy_pj`` and per kept dataspace ``utilized_capacity``,
 ``reads``, ``fills``, ``updates``, ``operands_per_word``, ``energy_pj`` arrays, exactly as
 `Stats`), plus ``last_level_accesses`` and ``stats(row)``. The scalar path
-(`BuiltinEngine.evaluate`) is this same code on a batch of one, so the numbers are identical.
+(`MappingEvaluator.evaluate`) is this same code on a batch of one, so the numbers are identical.
 
 Mappings come as numpy arrays: ``temporal[n, level, dim]`` and ``spatial[n, level, dim]`` factors
 (levels innermost first as in `Arch.inner_to_outer`, dims in `problem.shape.dimensions` order),
@@ -93,7 +93,7 @@ class BatchResult:
         return np.where(self.valid, total, 0)
 
     def stats(self, row: int) -> Stats:
-        """The `Stats` of one mapping (what `BuiltinEngine.evaluate` returns for it)."""
+        """The `Stats` of one mapping (what `MappingEvaluator.evaluate` returns for it)."""
         if not self.valid[row]:
             return Stats.invalid(str(self.reasons[row]))
         levels = tuple(LevelStats(lv.name, float(lv.energy_pj[row]), int(lv.cycles[row]), {

@@ -25,9 +25,9 @@ from ..spec.mapping import Mapping
 from ..spec.precision import packing_factor, packing_problem
 from ..spec.problem import Problem
 from ..spec.stats import Stats
-from .builtin import BuiltinEngine
 from .constraints import build_mapspace
 from .energy_model import builtin_energy_table
+from .evaluator import MappingEvaluator
 from .exact import certified_search
 
 
@@ -83,7 +83,7 @@ class BuiltinCostModel:
         self.energy_table = energy_table
         self.scale_mac = scale_mac
         self.cache = cache if cache is not None else MapperCache()
-        self.engine = BuiltinEngine()
+        self.engine = MappingEvaluator()
 
     def table_for(self, arch: Arch, problem: Problem) -> EnergyTable:
         """The ERT given, else the built-in energy model of ``arch``."""
@@ -95,7 +95,7 @@ class BuiltinCostModel:
         """Stats of one mapping (``valid`` False with the reason when it does not fit)."""
         return self.engine.evaluate(arch, problem, mapping, self.table_for(arch, problem))
 
-    def search(self, arch: Arch, problem: Problem, settings: MapperSettings) -> tuple[Mapping, Stats]:
+    def find_mapping(self, arch: Arch, problem: Problem, settings: MapperSettings) -> tuple[Mapping, Stats]:
         """Best mapping for ``settings``, its stats carrying the certificate of the answer
         (optimal, or its gap bound); memoized by packing signature (module docstring)."""
         table = self.table_for(arch, problem)

@@ -42,9 +42,8 @@ from ..spec.costmodel import MapperSettings
 from ..spec.ert import EnergyTable
 from .batch import evaluate_batch
 from .bounds import group_bounds
-from .builtin import BuiltinEngine
-from .mapper import SearchResult, metric_array
-from .mapper import search as sampling_search
+from .evaluator import MappingEvaluator
+from .mapper import MapperResult, metric_array, sampling_search
 from .mapspace import MapSpace
 from .rowkeys import unique_rows
 
@@ -279,13 +278,13 @@ class ExactSearch:
         return self.best.choice, certificate
 
 
-def _result(space: MapSpace, table: EnergyTable | None, engine: BuiltinEngine, choice: tuple,
+def _result(space: MapSpace, table: EnergyTable | None, engine: MappingEvaluator, choice: tuple,
             keeps: list[tuple[frozenset[str], ...]], evaluated: int, certificate: Certificate,
-            start: float) -> SearchResult:
+            start: float) -> MapperResult:
     keep, factors, orders = choice
     mapping = space.to_mapping(factors, orders, keeps[keep])
     stats = engine.evaluate(space.arch, space.problem, mapping, table)
-    return SearchResult(mapping, stats, evaluated, certificate.optimal,
+    return MapperResult(mapping, stats, evaluated, certificate.optimal,
                         time.perf_counter() - start, certificate)
 
 
@@ -295,7 +294,7 @@ def _value(stats: object, metric: str) -> float:
 
 
 def certified_search(space: MapSpace, table: EnergyTable | None, settings: MapperSettings,
-                     engine: BuiltinEngine | None = None) -> SearchResult:
+                     engine: MappingEvaluator | None = None) -> MapperResult:
     """The best mapping with its `Certificate`.
 
     With ``settings.exact`` the exact search runs first; when its budget or time limit stops it
@@ -303,7 +302,7 @@ def certified_search(space: MapSpace, table: EnergyTable | None, settings: Mappe
     the exact search's lower bound (the gap is honest either way). Without it only the sampling
     mapper runs, and the certificate carries the smallest group bound as the lower bound.
     """
-    engine = engine or BuiltinEngine()
+    engine = engine or MappingEvaluator()
     start = time.perf_counter()
     exact = ExactSearch(space, table, settings)
     if settings.exact:

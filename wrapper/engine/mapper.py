@@ -40,7 +40,7 @@ from ..spec.ert import EnergyTable
 from ..spec.mapping import Mapping
 from ..spec.stats import Stats
 from .batch import BatchResult, evaluate_batch
-from .builtin import BuiltinEngine
+from .evaluator import MappingEvaluator
 from .factors import prime_factors
 from .mapspace import MapSpace
 
@@ -52,7 +52,7 @@ PATIENCE = 8  # local-search rounds without a better best candidate before it st
 
 
 @dataclass(frozen=True)
-class SearchResult:
+class MapperResult:
     """The best mapping, its exact stats, and what the search did (``certificate``: what is
     proven about its optimality; set by `exact.certified_search`)."""
 
@@ -84,11 +84,11 @@ class Mapper:
     """
 
     def __init__(self, space: MapSpace, table: EnergyTable | None, settings: MapperSettings,
-                 engine: BuiltinEngine | None = None) -> None:
+                 engine: MappingEvaluator | None = None) -> None:
         self.space = space
         self.table = table
         self.settings = settings
-        self.engine = engine or BuiltinEngine()
+        self.engine = engine or MappingEvaluator()
         self.rng = np.random.default_rng(settings.seed)
         self.keeps = self._keep_combos()
         self.keep_arrays = [np.array([[ds in kept for ds in space.dataspaces] for kept in combo])
@@ -235,7 +235,7 @@ class Mapper:
                 self._evaluate(int(self.keep[i]), factors, orders)
             stale = 0 if self._ranked()[0] != ranked[0] else stale + 1
 
-    def run(self) -> SearchResult:
+    def run(self) -> MapperResult:
         complete = self._initial()
         self._widen_orders()
         self._local_search()
@@ -249,10 +249,10 @@ class Mapper:
         mapping = self.space.to_mapping(self.factors[best], self.orders[best],
                                         self.keeps[int(self.keep[best])])
         stats = self.engine.evaluate(self.space.arch, self.space.problem, mapping, self.table)
-        return SearchResult(mapping, stats, self.count, complete, time.perf_counter() - self.start)
+        return MapperResult(mapping, stats, self.count, complete, time.perf_counter() - self.start)
 
 
-def search(space: MapSpace, table: EnergyTable | None, settings: MapperSettings,
-           engine: BuiltinEngine | None = None) -> SearchResult:
+def sampling_search(space: MapSpace, table: EnergyTable | None, settings: MapperSettings,
+           engine: MappingEvaluator | None = None) -> MapperResult:
     """The best mapping of ``space`` for ``settings.metric`` (see the module docstring)."""
     return Mapper(space, table, settings, engine).run()

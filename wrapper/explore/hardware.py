@@ -104,7 +104,7 @@ def cost_model(name: str, options_json: str) -> CostModel:
 def map_layer(engine: str, options_json: str, arch: Arch, problem: Problem,
               settings: MapperSettings) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """The worker job: best mapping and its stats as plain data (cheap to send back)."""
-    mapping, stats = cost_model(engine, options_json).search(arch, problem, settings)
+    mapping, stats = cost_model(engine, options_json).find_mapping(arch, problem, settings)
     return (None if mapping is None else mapping_to_dict(mapping)), stats.to_dict()
 
 

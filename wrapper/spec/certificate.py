@@ -1,6 +1,6 @@
 """What a search proved about its answer: optimal for its metric, or how far from optimal at most.
 
-A `Certificate` travels with every `SearchResult` of the built-in mapper, so stores and reports
+A `Certificate` travels with every answer of the built-in mapper, so stores and reports
 can keep it next to the mapping (``to_dict`` is its JSON form, ``comment`` its one-line text).
 """
 

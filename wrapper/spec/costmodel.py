@@ -50,7 +50,7 @@ class CostModel(Protocol):
         """Statistics of one mapping (``valid`` False with a reason when it does not fit)."""
         ...
 
-    def search(self, arch: Arch, problem: Problem, settings: MapperSettings) -> tuple[Mapping, Stats]:
+    def find_mapping(self, arch: Arch, problem: Problem, settings: MapperSettings) -> tuple[Mapping, Stats]:
         """The best mapping found under ``settings`` and its statistics."""
         ...
 

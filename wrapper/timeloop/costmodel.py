@@ -22,7 +22,7 @@ from ..spec.mapping import Mapping, check_precision, load_mapping
 from ..spec.problem import Problem
 from ..spec.stats import Stats
 from .discovery import Binaries, find_binaries
-from .energy_tables import AccelergyCache, EnergyTables, as_energy_table, tables_in
+from .energy_tables import AccelergyCache, TableFiles, as_energy_table, tables_in
 from .outputs import invalid_mapping_reason, output_file, read_stats_text
 from .patching import PatchPlan, StockRun, patch_spec, plan_patches, unpack_stats
 from .probe import NATIVE, STOCK, probe_mode
@@ -55,7 +55,7 @@ def default_cache_dir() -> Path:
 class TimeloopCostModel:
     """CostModel over the Timeloop binaries (``evaluate``, ``search``, ``evaluate_many``).
 
-    ``energy_tables`` (an Accelergy output folder or an ``EnergyTables`` pair) is used for every
+    ``energy_tables`` (an Accelergy output folder or an ``TableFiles`` pair) is used for every
     call that does not pass its own; without either, Accelergy runs once per arch (cached).
     ``notes`` collects what the caller should know about how numbers were obtained.
     """
@@ -67,7 +67,7 @@ class TimeloopCostModel:
                  work_root: Path | None = None, keep_work: str = "failed",
                  cache_dir: Path | None = None, timeout_s: float = 300.0,
                  mapper_threads: int = 1, workers: int = 1,
-                 energy_tables: EnergyTables | str | Path | None = None) -> None:
+                 energy_tables: TableFiles | str | Path | None = None) -> None:
         mode = mode or os.environ.get(MODE_ENV) or "auto"
         if mode not in MODES:
             raise ConfigError(f"unknown Timeloop mode '{mode}'", field="timeloop.mode",
@@ -91,9 +91,9 @@ class TimeloopCostModel:
                                     cache_dir=self.cache_dir / "probe")
         return self._mode
 
-    def _tables(self, arch: Arch, energy_table: EnergyTables | str | Path | None) -> EnergyTables:
+    def _tables(self, arch: Arch, energy_table: TableFiles | str | Path | None) -> TableFiles:
         energy_table = energy_table if energy_table is not None else self.energy_tables
-        if isinstance(energy_table, EnergyTables):
+        if isinstance(energy_table, TableFiles):
             return energy_table
         if energy_table is not None:
             return tables_in(energy_table)
@@ -118,7 +118,7 @@ class TimeloopCostModel:
 
     @staticmethod
     def _result(work_dir: Path, prefix: str, arch: Arch, problem: Problem,
-                plan: PatchPlan | None, tables: EnergyTables) -> Stats:
+                plan: PatchPlan | None, tables: TableFiles) -> Stats:
         """The run's Stats; for a patched stock run, converted to the fork's numbers."""
         stats, parsed = read_stats_text(work_dir, prefix, read_tail(work_dir / "run.log"))
         if plan is None:
@@ -128,7 +128,7 @@ class TimeloopCostModel:
                             as_energy_table(tables))
 
     def evaluate(self, arch: Arch, problem: Problem, mapping: Mapping,
-                 energy_table: EnergyTables | str | Path | None = None) -> Stats:
+                 energy_table: TableFiles | str | Path | None = None) -> Stats:
         """Run timeloop-model on one mapping and parse its stats (BackendError on failure)."""
         model = self.binaries.require("timeloop-model")
         spec, tool_prob, plan = self._prepare(arch, problem, mapping)
@@ -149,14 +149,14 @@ class TimeloopCostModel:
         return self.work_dirs.run(f"model-{arch.name}-{problem.precision.label()}", job)
 
     def evaluate_many(self, jobs: Sequence[tuple[Arch, Problem, Mapping]],
-                      energy_table: EnergyTables | str | Path | None = None
+                      energy_table: TableFiles | str | Path | None = None
                       ) -> list[Stats | BackendError]:
         """Evaluate independent mappings ``workers`` at a time; failures come back in place."""
         return run_parallel([lambda j=j: self.evaluate(*j, energy_table=energy_table)
                              for j in jobs], self.workers)
 
-    def search(self, arch: Arch, problem: Problem, settings: MapperSettings | None = None,
-               energy_table: EnergyTables | str | Path | None = None) -> tuple[Mapping, Stats]:
+    def find_mapping(self, arch: Arch, problem: Problem, settings: MapperSettings | None = None,
+               energy_table: TableFiles | str | Path | None = None) -> tuple[Mapping, Stats]:
         """Run timeloop-mapper (random-pruned) and return its best mapping and stats."""
         settings = settings or MapperSettings()
         mapper = self.binaries.require("timeloop-mapper")

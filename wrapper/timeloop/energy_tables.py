@@ -30,7 +30,7 @@ NOTES_NAME = "quantmap-notes.txt"
 
 
 @dataclass(frozen=True)
-class EnergyTables:
+class TableFiles:
     """Paths of one ERT and its ART (optional, as for Timeloop), and how they were obtained."""
 
     ert: Path
@@ -60,26 +60,26 @@ def check_table(path: Path, kind: str) -> None:
                            file=str(path), fix="rerun Accelergy on the architecture")
 
 
-def tables_in(folder: str | Path) -> EnergyTables:
+def tables_in(folder: str | Path) -> TableFiles:
     """The ERT/ART pair in a folder written by Accelergy (any output prefix)."""
     folder = Path(folder)
-    tables = EnergyTables(_table_file(folder, "ERT"), _table_file(folder, "ART"))
+    tables = TableFiles(_table_file(folder, "ERT"), _table_file(folder, "ART"))
     check_table(tables.ert, "ERT")
     check_table(tables.art, "ART")
     return tables
 
 
 @lru_cache(maxsize=32)
-def as_energy_table(tables: EnergyTables) -> EnergyTable:
+def as_energy_table(tables: TableFiles) -> EnergyTable:
     """The tables as the ``EnergyTable`` Timeloop prices with (read once per pair of files)."""
     return load_energy_table(tables.ert, tables.art)
 
 
-def tables_from_inputs(data: Mapping[str, Any], origin: Mapping[str, str]) -> EnergyTables | None:
+def tables_from_inputs(data: Mapping[str, Any], origin: Mapping[str, str]) -> TableFiles | None:
     """The ERT (and ART) files among a CLI's merged inputs, as Timeloop takes them; else None."""
     if "ERT" not in data:
         return None
-    tables = EnergyTables(Path(origin["ERT"]), Path(origin["ART"]) if "ART" in data else None)
+    tables = TableFiles(Path(origin["ERT"]), Path(origin["ART"]) if "ART" in data else None)
     check_table(tables.ert, "ERT")
     if tables.art is not None:
         check_table(tables.art, "ART")
@@ -102,11 +102,11 @@ def placeholder_warning(folder: Path) -> str | None:
             f"them, or give your own ERT")
 
 
-def _cached(folder: Path) -> EnergyTables:
+def _cached(folder: Path) -> TableFiles:
     tables = tables_in(folder)
     notes_file = folder / NOTES_NAME
     notes = tuple(notes_file.read_text().splitlines()) if notes_file.is_file() else ()
-    return EnergyTables(tables.ert, tables.art, notes)
+    return TableFiles(tables.ert, tables.art, notes)
 
 
 class AccelergyCache:
@@ -117,7 +117,7 @@ class AccelergyCache:
         self.cache_dir = Path(cache_dir)
         self.timeout_s = timeout_s
 
-    def tables_for(self, spec: Mapping[str, Any]) -> EnergyTables:
+    def tables_for(self, spec: Mapping[str, Any]) -> TableFiles:
         """ERT/ART for this arch spec: from the cache, or by running Accelergy now."""
         final = self.cache_dir / spec_hash(spec)
         if final.is_dir():

@@ -1,4 +1,4 @@
-"""`BuiltinEngine`: the embedded timeloop-model replacement (scalar path).
+"""`MappingEvaluator`: the embedded timeloop-model replacement (scalar path).
 
 It checks a mapping (names, factors, fan-out), turns it into a batch of one nest and runs the one
 evaluation core (`batch.evaluate_nests`: nest analysis, packing per docs/packing.md with bit
@@ -21,10 +21,10 @@ from .batch import evaluate_nests
 from .nest import nest_from_mapping
 from .pricing import packing_factors
 
-__all__ = ["BuiltinEngine"]
+__all__ = ["MappingEvaluator"]
 
 
-class BuiltinEngine:
+class MappingEvaluator:
     """Analytical model of timeloop-model for uniform mappings (see `analysis` for semantics)."""
 
     name = "builtin"
