@@ -37,6 +37,8 @@ class Slot:
     split: int | None
     fanout: tuple[int, int]  # (X, Y); (1, 1) for temporal slots
     free: tuple[str, ...]  # dimensions whose factor the mapper chooses here
+    maxima: tuple[tuple[str, int], ...] = ()  # 'D<=n' constraints on free factors
+    min_parallelism: int = 1  # fewest spatial instances used (utilization/parallelism minimums)
 
     @property
     def is_spatial(self) -> bool:
@@ -128,12 +130,24 @@ class MapSpace:
         return {}
 
     def splits_ok(self, factors: np.ndarray) -> np.ndarray:
-        """Rows whose spatial factors have an allowed X/Y assignment that fits the fan-out."""
-        ok = np.ones(factors.shape[0], dtype=bool)
+        """Rows whose spatial factors have an allowed X/Y assignment that fits the fan-out, and
+        that honour the constraints' factor maxima and parallelism minimums (every mapper ends
+        its pruning here, so these limits hold for whatever it proposes)."""
+        ok = self.limits_ok(factors)
         for i in self.spatial_slots:
             uniq, inverse = np.unique(factors[:, i, :], axis=0, return_inverse=True)
             good = np.array([self.spatial_split(i, row) is not None for row in uniq], dtype=bool)
             ok &= good[inverse.reshape(-1)]
+        return ok
+
+    def limits_ok(self, factors: np.ndarray) -> np.ndarray:
+        """Rows within every slot's 'D<=n' maxima and above its minimum parallelism."""
+        ok = np.ones(factors.shape[0], dtype=bool)
+        for i, slot in enumerate(self.slots):
+            for dim, limit in slot.maxima:
+                ok &= factors[:, i, self.dims.index(dim)] <= limit
+            if slot.min_parallelism > 1:
+                ok &= factors[:, i, :].prod(axis=1) >= slot.min_parallelism
         return ok
 
     # ---- enumeration ----------------------------------------------------------------------
