@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .engine.builtin import BuiltinEngine
+from .engine.constraints import build_mapspace
 from .engine.costmodel import BuiltinCostModel
 from .engine.energy_model import builtin_energy_table
 from .errors import ConfigError, unknown_name_fix
@@ -60,7 +61,8 @@ def map_files(paths: Sequence[str | Path], out_dir: str | Path,
     """Search the best mapping for the merged input files; write ``<name>.map.yaml``."""
     inputs = load_inputs(paths)
     data, origin, arch, problem = inputs.data, inputs.origin, inputs.arch, inputs.problem
-    for note in inputs.notes:
+    space_notes = build_mapspace(arch, problem).notes if engine == "builtin" else ()
+    for note in (*inputs.notes, *space_notes):
         print(f"note: {note}", file=sys.stderr)
     settings = mapper_settings(data.get("mapper"), origin.get("mapper"))
     if engine == "builtin":

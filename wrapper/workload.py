@@ -13,6 +13,12 @@ from .errors import QuantMapError, report_error
 from .network.layers import extract_layers, write_workload
 from .network.mobilenets import MODELS, build_model
 from .spec.precision import Precision
+from .spec.settings import Rule
+
+
+_OPTION_RULES = {"--resolution": Rule(int, minimum=1, maximum=4096, example=224),
+                 "--width": Rule(float, above=0.0, maximum=16.0, example=1.0),
+                 "--classes": Rule(int, minimum=1, maximum=1_000_000, example=1000)}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
+        for option, rule in _OPTION_RULES.items():
+            rule.check(getattr(args, option.lstrip("-")), option, "command line")
         precision = None if args.bits is None else [Precision.from_label(b) for b in args.bits]
         model = build_model(args.model, width_mult=args.width, num_classes=args.classes)
         layers = extract_layers(model, args.resolution)

@@ -68,6 +68,7 @@ def build_mapspace(arch: Arch, problem: Problem) -> MapSpace:
                        min_parallelism=r["min_parallelism"])
                   for i, r in enumerate(slots_raw))
     options = tuple(_dim_options(d, problem.bounds[d], slots, slots_raw) for d in dims)
+    _check_parallelism(slots, options)
     keep_rules = _keep_rules(arch, problem, [lv.name for lv in inner], dataspaces)
     packing = []
     for li, level in enumerate(inner):
@@ -80,7 +81,8 @@ def build_mapspace(arch: Arch, problem: Problem) -> MapSpace:
             if keep_rules[li][di] == "1":
                 raise PrecisionError(f"{ds} at level {level.name}: "
                                      f"{packing_problem(bits, level.word_bits)}",
-                                     file=arch.source, field=f"problem.instance.bitwidths.{ds}",
+                                     file=problem.source or arch.source,
+                                     field=f"problem.instance.bitwidths.{ds}",
                                      fix=f"use a bit width between 1 and {level.word_bits}")
             keep_rules[li][di] = "0"  # an open choice that can only be 'bypass'
             row.append(0)
@@ -231,6 +233,17 @@ def _dim_options(dim: str, bound: int, slots: tuple[Slot, ...],
                         f"leave no way to reach {dim} = {bound}", field="constraints.factors",
                         fix=f"raise a maximum of {dim}")
     return table
+
+
+def _check_parallelism(slots: tuple[Slot, ...], options: tuple[np.ndarray, ...]) -> None:
+    """Refuse minimum parallelisms that even the largest factor of every dimension misses."""
+    for i, slot in enumerate(slots):
+        most = math.prod(int(table[:, i].max()) for table in options)
+        if most < slot.min_parallelism:
+            raise SpecError(f"no mapping satisfies the constraints: {slot.level} needs at least "
+                            f"{slot.min_parallelism} spatial instances, but its factors allow at "
+                            f"most {most}", field=f"constraints target {slot.level}",
+                            fix="lower the utilization/parallelism minimum or free its factors")
 
 
 def _keep_rules(arch: Arch, problem: Problem, levels: list[str],

@@ -153,6 +153,24 @@ class MapSpace:
     # ---- enumeration ----------------------------------------------------------------------
     def enumerate_factors(self, keep: np.ndarray, limit: int | None = None,
                           rng: np.random.Generator | None = None) -> tuple[np.ndarray, bool]:
+        """Factor choices (n, slots, dims) that fit capacity (with packing), fan-out and the
+        constraints' limits, never none while the space has any: a sample whose every row
+        misses a minimum parallelism is drawn again four times larger, until complete. An
+        empty complete space is a SpecError: no mapping satisfies the constraints."""
+        rng = rng or np.random.default_rng(0)
+        while True:
+            rows, complete = self._enumerate(keep, limit, rng)
+            if len(rows) or complete:
+                break
+            limit = 4 * limit if limit is not None else None
+        if not len(rows):
+            raise SpecError("no mapping satisfies the constraints: no factors fit the buffers, "
+                            "fan-outs and minimums", file=self.arch.source, field="constraints",
+                            fix="relax the constraints (minimums, fixed factors, keep lists)")
+        return rows, complete
+
+    def _enumerate(self, keep: np.ndarray, limit: int | None,
+                   rng: np.random.Generator) -> tuple[np.ndarray, bool]:
         """Factor choices (n, slots, dims) that fit capacity (with packing) and fan-out.
 
         Each dimension's options are first pruned alone (others 1), then dimensions are added
@@ -164,7 +182,6 @@ class MapSpace:
         the flag says whether the result is complete.
         """
         check = self.capacity(keep)
-        rng = rng or np.random.default_rng(0)
         root = check.root()
         options = []
         for j, opts in enumerate(self.dim_options):

@@ -96,6 +96,8 @@ def adapt_constraints_for_shape(constraints: Mapping[str, Any],
         if not isinstance(block, Mapping):
             continue
         targets = block.get("targets") or []
+        if not isinstance(targets, list):
+            continue  # malformed: left for the constraint reader to report with its file
         block["targets"] = [_adapt_entry(entry, dims, f"{section}.targets[{i}]")
                             if isinstance(entry, Mapping) else entry
                             for i, entry in enumerate(targets)]

@@ -27,7 +27,8 @@ class MapperSettings:
 
     metric: str = setting("edp", choices=METRICS, help="what the mapper minimizes")
     secondary_metric: str = setting("energy", choices=METRICS, help="tie-breaker metric")
-    max_evaluations: int = setting(20000, minimum=1, help="mapper evaluations per layer")
+    max_evaluations: int = setting(20000, minimum=1, maximum=10_000_000,
+                                   help="mapper evaluations per layer")
     max_seconds: float | None = setting(None, above=0.0, help="time limit per layer search")
     seed: int = setting(0, minimum=0, help="seed of the mapper's sampling")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import SpecError
+from .settings import Rule
 from .yamlio import load_yaml_file
 
 READ_ACTION = "read"
@@ -51,15 +52,7 @@ def component_name(hierarchical: str) -> str:
     return _RANGE.sub("", str(hierarchical)).rsplit(".", 1)[-1]
 
 
-def _action_energy(entries: Any) -> float:
-    """Maximum energy over an action's argument variants (Timeloop keeps the costliest)."""
-    if isinstance(entries, Mapping):
-        entries = [entries]
-    best = 0.0
-    for entry in entries or []:
-        if isinstance(entry, Mapping) and "energy" in entry:
-            best = max(best, float(entry["energy"]))
-    return best
+_ENERGY = Rule(float, minimum=0.0, maximum=1e12, example=1.5, help="pJ per access")
 
 
 def ert_from_dict(data: Any, source: str | None = None, art: Any = None) -> EnergyTable:
@@ -69,16 +62,24 @@ def ert_from_dict(data: Any, source: str | None = None, art: Any = None) -> Ener
     if not isinstance(tables, list):
         raise SpecError("no ERT 'tables' list found", file=source, field="ERT.tables",
                         fix="pass the ERT.yaml that Accelergy wrote (top-level key 'ERT')")
-    actions: dict[str, dict[str, list[Any]]] = {}
+    energies: dict[str, dict[str, float]] = {}
     for i, table in enumerate(tables):
+        where = f"ERT.tables[{i}]"
         if not isinstance(table, Mapping) or "name" not in table:
-            raise SpecError("table entry without a name", file=source, field=f"ERT.tables[{i}]",
+            raise SpecError("table entry without a name", file=source, field=where,
                             fix="each entry needs 'name' and 'actions'")
-        per_action = actions.setdefault(component_name(table["name"]), {})
-        for act in table.get("actions") or []:
-            per_action.setdefault(str(act.get("name")), []).append(act)
-    energies = {comp: {name: _action_energy(entries) for name, entries in acts.items()}
-                for comp, acts in actions.items()}
+        acts = table.get("actions") or []
+        if not isinstance(acts, list) or not all(isinstance(a, Mapping) for a in acts):
+            raise SpecError("actions is not a list of named actions", file=source,
+                            field=f"{where}.actions", fix="pass the ERT.yaml that Accelergy wrote")
+        per_action = energies.setdefault(component_name(table["name"]), {})
+        for j, act in enumerate(acts):
+            # argument variants of an action are entries of the same name: keep the costliest,
+            # as Timeloop does
+            name = str(act.get("name"))
+            energy = _ENERGY.check(act["energy"], f"{where}.actions[{j}].energy", source,
+                                   SpecError) if "energy" in act else 0.0
+            per_action[name] = max(energy, per_action.get(name, 0.0))
     return EnergyTable(energies, art_areas(art) if art is not None else {}, source)
 
 

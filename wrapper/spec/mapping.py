@@ -225,6 +225,13 @@ def validate_mapping(mapping: Mapping, arch: Arch, problem: Problem,
                                    field=f"{where} (datatype)",
                                    fix=unknown_name_fix(name, spaces, "dataspaces"))
         _check_fanout(level, arch, source)
+    outer = arch.levels[0].name
+    missing = [ds for ds in spaces if ds not in mapping.for_level(outer).kept(spaces)]
+    if missing:
+        raise MappingError(f"the outermost level {outer} does not keep {', '.join(missing)}, so "
+                           "it would have no storage", file=source,
+                           field=f"mapping target {outer} (datatype)",
+                           fix=f"keep every dataspace at {outer} (Timeloop requires it)")
     for dim in dims:
         if products[dim] != problem.bounds[dim]:
             raise MappingError(f"factors of {dim} multiply to {products[dim]}, but the problem has "

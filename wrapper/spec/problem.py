@@ -69,6 +69,7 @@ class Problem:
     bounds: Mapping[str, int]
     coefficients: Mapping[str, int] = field(default_factory=dict)
     precision: Precision = Precision()
+    source: str | None = field(default=None, compare=False)  # the file it was read from
 
     def __hash__(self) -> int:
         return hash((self.shape, tuple(sorted(self.bounds.items())),
@@ -91,7 +92,7 @@ class Problem:
 
     def with_precision(self, precision: Precision) -> "Problem":
         """The same problem at other bit widths."""
-        return Problem(self.shape, self.bounds, self.coefficients, precision)
+        return Problem(self.shape, self.bounds, self.coefficients, precision, self.source)
 
 
 _COEFFS = (("Wstride", 1), ("Hstride", 1), ("Wdilation", 1), ("Hdilation", 1))
@@ -266,7 +267,7 @@ def problem_from_dict(data: Any, source: str | None = None) -> Problem:
         rule = _BOUND if key in bounds else _COEFFICIENT
         (bounds if key in bounds else coefficients)[str(key)] = rule.check(value, field_name,
                                                                           source, SpecError)
-    problem = Problem(shape, bounds, coefficients, precision)
+    problem = Problem(shape, bounds, coefficients, precision, source)
     if problem.macs > MAX_MACS:
         raise SpecError(f"the problem has {problem.macs} MACs, more than {MAX_MACS}", file=source,
                         field="problem.instance", fix="split the layer into smaller problems")

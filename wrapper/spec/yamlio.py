@@ -179,13 +179,19 @@ def _umask() -> int:
     return mask
 
 
-def ensure_folder(path: str | Path, option: str | None = None) -> Path:
-    """Create an output folder; a path blocked by a file is a SpecError naming it."""
+def check_folder_path(path: str | Path, option: str | None = None) -> Path:
+    """An output folder path that can be created (SpecError naming a file that blocks it)."""
     path = Path(path)
     blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise SpecError(f"cannot create folder: {blocker} is a file", file=str(path),
                         field=option, fix="give a folder path, or move the file away")
+    return path
+
+
+def ensure_folder(path: str | Path, option: str | None = None) -> Path:
+    """Create an output folder; a path blocked by a file is a SpecError naming it."""
+    path = check_folder_path(path, option)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -194,18 +200,19 @@ def ensure_folder(path: str | Path, option: str | None = None) -> Path:
     return path
 
 
-def write_text_atomic(text: str, path: str | Path) -> Path:
+def write_text_atomic(text: str, path: str | Path, option: str | None = None) -> Path:
     """Write a file via a temporary file and rename, so readers never see half a file; the file
-    gets the permissions the umask gives new files. Unwritable paths are SpecErrors."""
+    gets the permissions the umask gives new files. Unwritable paths are SpecErrors (naming
+    ``option``, the command-line option that gave the path, if any)."""
     path = Path(path)
     if path.is_dir():
-        raise SpecError("is a folder, not a file", file=str(path),
+        raise SpecError("is a folder, not a file", file=str(path), field=option,
                         fix="give a file path for this output")
-    ensure_folder(path.parent)
+    ensure_folder(path.parent, option)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise SpecError(f"cannot write: {exc.strerror}", file=str(path),
+        raise SpecError(f"cannot write: {exc.strerror}", file=str(path), field=option,
                         fix="check the path and its permissions") from None
     try:
         os.fchmod(fd, 0o666 & ~_umask())
