@@ -194,7 +194,7 @@ FIELDS: list[tuple[str, tuple, list[str]]] = [
     ("mapping.yaml", ("mapping", 3, "extra"), ["1"]),
     ("mapping.yaml", ("mapping",), ["5", "abc", "{a: 1}"]),
     ("constraints.yaml", ("mapspace_constraints", "targets", 0, "factors"),
-     ["5", "K=4", "R=3 R=1", "{R: abc}", "R=.inf", "R<=abc", "R<=2", "R=3 S<=0"]),
+     ["5", "K=4", "R=3 R=1", "{R: abc}", "R=.inf", "R<=abc", "R=3 S<=0"]),
     ("constraints.yaml", ("mapspace_constraints", "targets", 0, "permutation"),
      ["RR", "5", "RSX"]),
     ("constraints.yaml", ("mapspace_constraints", "targets", 1, "split"),

@@ -68,7 +68,7 @@ def build_mapspace(arch: Arch, problem: Problem) -> MapSpace:
                        min_parallelism=r["min_parallelism"])
                   for i, r in enumerate(slots_raw))
     options = tuple(_dim_options(d, problem.bounds[d], slots, slots_raw) for d in dims)
-    _check_parallelism(slots, options)
+    _check_spatial(slots, options, slots_raw)
     keep_rules = _keep_rules(arch, problem, [lv.name for lv in inner], dataspaces)
     packing = []
     for li, level in enumerate(inner):
@@ -104,6 +104,7 @@ def _raw_slot(arch: Arch, problem: Problem, level: str, kind: str, level_index: 
     prefix: tuple[str, ...] = ()
     split = None
     min_parallelism = 1
+    sources = sorted({c.source or arch.source or "" for c in arch.constraints_for(level)} - {""})
     for c in arch.constraints_for(level, kind):
         where = f"{c.origin}_constraints target {level} ({kind})"
         here = f"{c.source or arch.source}: {where}"
@@ -140,7 +141,7 @@ def _raw_slot(arch: Arch, problem: Problem, level: str, kind: str, level_index: 
         min_parallelism = _min_parallelism(arch, level, fanout)
     return {"level": level, "kind": kind, "level_index": level_index, "factors": factors,
             "maxima": maxima, "prefix": prefix, "split": split, "fanout": fanout,
-            "min_parallelism": min_parallelism}
+            "min_parallelism": min_parallelism, "sources": ", ".join(sources) or None}
 
 
 def _min_parallelism(arch: Arch, level: str, fanout: tuple[int, int]) -> int:
@@ -235,15 +236,25 @@ def _dim_options(dim: str, bound: int, slots: tuple[Slot, ...],
     return table
 
 
-def _check_parallelism(slots: tuple[Slot, ...], options: tuple[np.ndarray, ...]) -> None:
-    """Refuse minimum parallelisms that even the largest factor of every dimension misses."""
+def _check_spatial(slots: tuple[Slot, ...], options: tuple[np.ndarray, ...],
+                   slots_raw: list[dict]) -> None:
+    """Refuse spatial slots whose smallest factors already overflow the fan-out, or whose
+    largest factors miss a minimum parallelism: no mapping can satisfy those constraints."""
     for i, slot in enumerate(slots):
+        if not slot.is_spatial:
+            continue
+        least = math.prod(int(table[:, i].min()) for table in options)
         most = math.prod(int(table[:, i].max()) for table in options)
-        if most < slot.min_parallelism:
-            raise SpecError(f"no mapping satisfies the constraints: {slot.level} needs at least "
-                            f"{slot.min_parallelism} spatial instances, but its factors allow at "
-                            f"most {most}", field=f"constraints target {slot.level}",
-                            fix="lower the utilization/parallelism minimum or free its factors")
+        width = slot.fanout[0] * slot.fanout[1]
+        problem = (f"its factors need at least {least} instances, it fans out to {width}"
+                   if least > width else
+                   f"it needs at least {slot.min_parallelism} spatial instances, its factors "
+                   f"allow at most {most}" if most < slot.min_parallelism else None)
+        if problem is not None:
+            raise SpecError(f"no mapping satisfies the constraints on {slot.level}: {problem}",
+                            file=slots_raw[i]["sources"],
+                            field=f"constraints target {slot.level} (spatial)",
+                            fix="free some factors or lower the minimum")
 
 
 def _keep_rules(arch: Arch, problem: Problem, levels: list[str],

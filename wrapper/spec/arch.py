@@ -294,7 +294,8 @@ class _ArchReader:
             technology=_first(attrs, "technology")[1], attributes=attrs))
 
 
-_FACTOR = Rule(int, minimum=0, maximum=MAX_BOUND, example=4)
+_FACTOR = Rule(int, minimum=0, maximum=MAX_BOUND, example=4)  # 0 = the rest of the dimension
+_MAXIMUM = Rule(int, minimum=1, maximum=MAX_BOUND, example=4)
 _FACTOR_TOKEN = re.compile(r"([A-Za-z_][A-Za-z_]*)(<=|=)?(\d+)")
 
 
@@ -324,7 +325,8 @@ def parse_factor_terms(raw: Any, where: str, source: str | None,
         if dim in fixed or dim in maxima:
             raise error(f"{dim} is given twice", file=source, field=field_name,
                         fix=f"give one factor of {dim}")
-        value = _FACTOR.check(value, f"{field_name}.{dim}", source, error)
+        rule = _FACTOR if relation == "=" else _MAXIMUM
+        value = rule.check(value, f"{field_name}.{dim}", source, error)
         (fixed if relation == "=" else maxima)[dim] = value
     return fixed, maxima
 
