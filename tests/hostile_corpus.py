@@ -311,7 +311,7 @@ def _argument_cases() -> Iterator[Case]:
                dict(blocked), "file")
     for setting in ("glb_width=60", "pe_rows=0", "pe_rows=.inf", "pe_rows=2.5", "nope=1",
                     "glb_depth=abc", "technology=5nmx", "pe_rows", "glb_word_bits=0",
-                    "glb_block_size=3"):
+                    "glb_word_bits=24"):
         yield Case(f"arch render --set {setting}", ["arch", "render", "eyeriss", "--set",
                                                     setting, "-o", "{d}/a"], {}, "--set")
     yield Case("arch render -o file", ["arch", "render", "eyeriss", "-o", "{d}/file"],

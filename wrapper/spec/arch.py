@@ -271,10 +271,6 @@ class _ArchReader:
                              f"use a width that is a multiple of {word_bits} (word-bits)")
         if block is None:
             block = width // word_bits if width else 1
-        elif width is not None and block * word_bits != width:
-            raise self.error(f"block-size {block} x word-bits {word_bits} is not the width {width}",
-                             f"{where}.attributes.block-size",
-                             f"use block-size {width // word_bits} (width / word-bits)")
         is_dram = "dram" in kind or "dram" in cls.lower()
         self.storage.append(StorageLevel(
             name=base, cls=cls, path=path,

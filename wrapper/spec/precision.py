@@ -14,9 +14,6 @@ from typing import Mapping
 from ..errors import PrecisionError, unknown_name_fix
 
 DATASPACES: tuple[str, ...] = ("Weights", "Inputs", "Outputs")
-DATASPACES_IWO: tuple[str, ...] = ("Inputs", "Weights", "Outputs")  # the order of labels
-# Widths a label (i8w4o8) may give: those quantization-aware training and the search use.
-MAX_LABEL_BITS = 16
 
 
 @dataclass(frozen=True)
@@ -83,13 +80,9 @@ class Precision:
         if match is None:
             raise PrecisionError(f"bad bit-width label '{label}'", file="<command line>",
                                  field=field, fix="write i<A>w<W>o<O>, e.g. i8w4o8, or 'native'")
-        widths = {k: int(v) for k, v in zip(DATASPACES_IWO, match.groups()) if v != "-"}
-        wide = next((k for k, v in widths.items() if not 1 <= v <= MAX_LABEL_BITS), None)
-        if wide is not None:
-            raise PrecisionError(f"{wide} width {widths[wide]} in '{label}' is outside 1 to "
-                                 f"{MAX_LABEL_BITS}", file="<command line>", field=field,
-                                 fix=f"use widths from 1 to {MAX_LABEL_BITS}, e.g. i8w4o8")
-        return cls.from_bitwidths(widths, file="<command line>", field=field)
+        widths = dict(zip(("Inputs", "Weights", "Outputs"), match.groups()))
+        return cls.from_bitwidths({k: int(v) for k, v in widths.items() if v != "-"},
+                                  file="<command line>", field=field)
 
     def label(self) -> str:
         """A short name such as ``i8w4o8`` (``native`` when no widths are set)."""
