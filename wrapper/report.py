@@ -9,10 +9,10 @@ from typing import Sequence
 
 from .cli import OneLineParser
 from .errors import QuantMapError, report_error
-from .spec.settings import Rule
 from .explore.config import load_config
 from .explore.experiment import CONFIG_NAME, Experiment
 from .explore.finetune import finetune, front_genomes
+from .spec.settings import Rule
 
 
 def main(argv: Sequence[str] | None = None) -> int:

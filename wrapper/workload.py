@@ -16,7 +16,6 @@ from .qat.models import MAX_BITS, MIN_BITS
 from .spec.precision import Precision
 from .spec.settings import Rule
 
-
 _OPTION_RULES = {"--resolution": Rule(int, minimum=1, maximum=4096, example=224),
                  "--width": Rule(float, above=0.0, maximum=16.0, example=1.0),
                  "--classes": Rule(int, minimum=1, maximum=1_000_000, example=1000)}

@@ -18,6 +18,12 @@ source):
   X/Y assignment its split space can express (see `mapspace._x_allowed`).
 - ``keep``/``bypass`` (type datatype or bypass): fixed per level and dataspace; anything left
   open is explored both ways; the outermost level keeps everything.
+- ``factors: D<=n`` bounds the factor of D in that tiling level (options above it are dropped).
+- ``type: utilization`` / ``type: parallelism`` with ``min:``: the spatial factors below the
+  target must use at least that fraction of its fan-out / that many instances (`Slot.min_parallelism`,
+  checked wherever the mappers prune: `MapSpace.splits_ok`).
+Two constraints that cannot both hold (different factors, permutations, splits, keep and bypass
+of one dataspace) are an error, "no mapping satisfies the constraints", naming both.
 """
 
 from __future__ import annotations

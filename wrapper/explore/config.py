@@ -22,10 +22,10 @@ from typing import Any, Mapping
 from ..backends import ENGINES
 from ..errors import ConfigError, unknown_name_fix
 from ..qat.settings import DataSpec, ModelSpec, TrainSettings
+from ..spec.arch import load_arch
 from ..spec.costmodel import MapperSettings, mapper_settings
 from ..spec.hashing import content_hash
 from ..spec.settings import field_rules, read_settings, setting
-from ..spec.arch import load_arch
 from ..spec.templates import available_templates, render_arch
 from ..spec.yamlio import dump_yaml_file, load_yaml_file
 from .executors import EXECUTORS, check_executor_available

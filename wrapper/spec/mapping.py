@@ -15,14 +15,13 @@ from typing import Mapping as MappingType
 from ..errors import (
     MappingError,
     PrecisionError,
-    SpecError,
     require_keys,
     unknown_name_fix,
 )
 from .arch import Arch, name_list, parse_factors, permutation_text
 from .precision import packing_problem
-from .settings import Rule
 from .problem import Problem
+from .settings import Rule
 from .yamlio import dump_yaml_file, load_yaml_file
 
 ENTRY_TYPES = ("temporal", "spatial", "datatype", "bypass")
