@@ -55,11 +55,15 @@ MAPPING = {"mapping": [
      "permutation": "CMRSNPQ"}]}
 ERT = {"ERT": {"version": 0.3, "tables": [
     {"name": "system.DRAM", "actions": [{"name": "read", "energy": 512.0}]}]}}
+ART = {"ART": {"version": 0.3, "tables": [{"name": "system.DRAM", "area": 0.0}]}}
+COMPONENTS = {"compound_components": {"version": 0.3, "classes": [
+    {"name": "smartbuffer", "attributes": {"depth": 16}}]}}
 EXPERIMENT = {"name": "corpus", "search": {"generations": 1, "population": 4},
               "finetune": {"points": 0}}
 
 BASES: dict[str, Any] = {"arch.yaml": ARCH, "problem.yaml": PROBLEM, "mapping.yaml": MAPPING,
-                         "constraints.yaml": CONSTRAINTS, "mapper.yaml": MAPPER, "ert.yaml": ERT,
+                         "constraints.yaml": CONSTRAINTS, "mapper.yaml": MAPPER, "ert.yaml": ERT, "art.yaml": ART,
+                         "components.yaml": COMPONENTS,
                          "exp.yaml": EXPERIMENT}
 
 # Which tool reads which input files (argument lists; {d} is the case folder).
@@ -72,7 +76,8 @@ EXPLORE = ["explore", "--config", "{d}/exp.yaml", "-o", "{d}/run"]
 READERS = {"arch.yaml": [EVALUATE, MAP, SHOW], "problem.yaml": [EVALUATE, MAP],
            "mapping.yaml": [EVALUATE, CHECK], "constraints.yaml": [MAP],
            "mapper.yaml": [MAP], "ert.yaml": [EVALUATE + ["{d}/ert.yaml"]],
-           "exp.yaml": [EXPLORE]}
+           "art.yaml": [EVALUATE + ["{d}/ert.yaml", "{d}/art.yaml"]],
+           "components.yaml": [SHOW + ["{d}/components.yaml"]], "exp.yaml": [EXPLORE]}
 
 
 @dataclass
@@ -138,7 +143,8 @@ HOSTILE_FILES: dict[str, Callable[[str], bytes]] = {
 }
 TOP_KEYS = {"arch.yaml": "architecture", "problem.yaml": "problem", "mapping.yaml": "mapping",
             "constraints.yaml": "mapspace_constraints", "mapper.yaml": "mapper",
-            "ert.yaml": "ERT", "exp.yaml": "search"}
+            "ert.yaml": "ERT", "art.yaml": "ART", "components.yaml": "compound_components",
+            "exp.yaml": "search"}
 
 BAD_NUMBERS = [".inf", "-.inf", ".nan", "16.5", "-1", "abc", "[1, 2]", "{a: 1}", "true",
                "1000000000000000000000000000000", "1e300"]
@@ -220,6 +226,12 @@ FIELDS: list[tuple[str, tuple, list[str]]] = [
                                      "[{name: x, actions: [{name: read, energy: abc}]}]",
                                      "[{name: x, actions: [{name: read, energy: .inf}]}]",
                                      "[{name: x, actions: [{name: read, energy: -1}]}]"]),
+    ("art.yaml", ("ART", "tables"), ["5", "[{name: x, area: abc}]", "[{name: x, area: -1}]",
+                                     "[{name: x, area: .inf}]"]),
+    ("art.yaml", ("ART",), ["5", "[1]"]),
+    ("components.yaml", ("compound_components", "classes"), ["5", "[a, b]", "{a: 1}", "[{x: 1}]"]),
+    ("components.yaml", ("compound_components",), ["5", "[1]"]),
+    ("mapper.yaml", ("mapper", "out_prefix"), ["../x", "/abs/x", "5", ".", "a/b"]),
     ("exp.yaml", ("search", "generations"), BAD_NUMBERS),
     ("exp.yaml", ("search", "objectives"), ["5", "[]", "[accuracy]", "abc"]),
     ("exp.yaml", ("search", "bits"), ["[]", "[0]", "[2, 99]", "[2.5]", "abc"]),
@@ -269,6 +281,9 @@ def _text_cases() -> Iterator[Case]:
                "arch.yaml")
     two = b"architecture: {}\n" + _dump(ARCH)
     yield Case("arch: two architecture keys", SHOW, _files(**{"arch.yaml": two}), "arch.yaml")
+    second = {"components.yaml": _dump(COMPONENTS), "more.yaml": b"compound_components: [1]\n"}
+    yield Case("components: second file not a map", [*SHOW, "{d}/components.yaml",
+                                                      "{d}/more.yaml"], _files(**second), "more.yaml")
     exp = b"search: {generations: 1}\nsearch: {generations: 2}\n"
     yield Case("experiment: two search sections", EXPLORE, _files(**{"exp.yaml": exp}),
                "exp.yaml")
@@ -323,8 +338,8 @@ def _argument_cases() -> Iterator[Case]:
                  ["qat", "finetune", "--float-checkpoint", "{d}/none.pt", "--bits", "i8w33o8"],
                  ["qat", "train", "--out", "{d}/f.pt", "--epochs", "-1"],
                  ["qat", "nope"]):
-        yield Case(f"qat {' '.join(argv[1:])}", argv, {}, argv[-1] if argv[-1] != "nope"
-                   else "command line")
+        names = {"nope": "command line", "i8w33o8": "none.pt"}.get(argv[-1], argv[-1])
+        yield Case(f"qat {' '.join(argv[1:])}", argv, {}, names)
     yield Case("explore -o file", [*EXPLORE[:-1], "{d}/file"], _files(**blocked), "file")
     yield Case("explore --set bad", ["explore", "--set", "search.generations=abc", "-o",
                                      "{d}/run"], {}, "search.generations")

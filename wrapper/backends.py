@@ -16,7 +16,7 @@ from .engine.constraints import build_mapspace
 from .engine.costmodel import BuiltinCostModel
 from .engine.energy_model import builtin_energy_table
 from .errors import ConfigError, unknown_name_fix
-from .spec.costmodel import CostModel, mapper_settings
+from .spec.costmodel import OUT_PREFIX, CostModel, mapper_settings
 from .spec.ert import EnergyTable, art_areas, ert_from_dict
 from .spec.inputs import load_inputs
 from .spec.mapping import Mapping, dump_mapping
@@ -40,10 +40,10 @@ def energy_table_for(data: dict[str, Any], origin: dict[str, str], arch: Any,
                      problem: Problem) -> EnergyTable:
     """The ERT/ART among the inputs if any (what timeloop-model would use), else the built-in model."""
     if "ERT" in data:
-        return ert_from_dict(data["ERT"], origin.get("ERT"), data.get("ART"))
+        return ert_from_dict(data["ERT"], origin.get("ERT"), data.get("ART"), origin.get("ART"))
     table = builtin_energy_table(arch, problem.precision)
     if "ART" in data:
-        return EnergyTable(table.actions, art_areas(data["ART"]), table.source)
+        return EnergyTable(table.actions, art_areas(data["ART"], origin.get("ART")), table.source)
     return table
 
 
@@ -71,6 +71,7 @@ def map_files(paths: Sequence[str | Path], out_dir: str | Path,
         model = get_cost_model(engine)
     mapping, stats = model.search(arch, problem, settings)
     section = data.get("mapper") or {}
-    name = str(section.get("out_prefix") or Path(origin["problem"]).stem)
+    name = OUT_PREFIX.check(section.get("out_prefix") or Path(origin["problem"]).stem,
+                            "mapper.out_prefix", origin.get("mapper"))
     path = dump_mapping(mapping, Path(out_dir) / f"{name}.map.yaml")
     return path, mapping, stats

@@ -64,6 +64,11 @@ _TIMELOOP_KEYS = ("out_prefix", "optimization-metrics", "optimization_metrics", 
                   "penalize-consecutive-bypass-fails", "sync-interval", "filter-revisits")
 
 
+# The mapping file's name: a plain file name, so it is written inside the output folder.
+OUT_PREFIX = Rule(str, pattern=r"(?!\.\.?$)[\w.+-]+", help="a file name without folders",
+                  example="conv1")
+
+
 def mapper_settings(section: Any, source: str | None = None,
                     base: MapperSettings = MapperSettings()) -> MapperSettings:
     """MapperSettings from a ``mapper:`` section, over ``base`` (the defaults of the caller):

@@ -55,7 +55,8 @@ def component_name(hierarchical: str) -> str:
 _ENERGY = Rule(float, minimum=0.0, maximum=1e12, example=1.5, help="pJ per access")
 
 
-def ert_from_dict(data: Any, source: str | None = None, art: Any = None) -> EnergyTable:
+def ert_from_dict(data: Any, source: str | None = None, art: Any = None,
+                  art_source: str | None = None) -> EnergyTable:
     """Build an EnergyTable from parsed ERT (and optional ART) YAML (Accelergy 0.3/0.4 tables)."""
     root = data.get("ERT", data) if isinstance(data, Mapping) else None
     tables = root.get("tables") if isinstance(root, Mapping) else None
@@ -80,17 +81,26 @@ def ert_from_dict(data: Any, source: str | None = None, art: Any = None) -> Ener
             energy = _ENERGY.check(act["energy"], f"{where}.actions[{j}].energy", source,
                                    SpecError) if "energy" in act else 0.0
             per_action[name] = max(energy, per_action.get(name, 0.0))
-    return EnergyTable(energies, art_areas(art) if art is not None else {}, source)
+    return EnergyTable(energies, art_areas(art, art_source) if art is not None else {}, source)
 
 
-def art_areas(data: Any) -> dict[str, float]:
+_AREA = Rule(float, minimum=0.0, maximum=1e15, example=100.0, help="um^2")
+
+
+def art_areas(data: Any, source: str | None = None) -> dict[str, float]:
     """Component -> area from parsed ART YAML."""
-    root = data.get("ART", data) if isinstance(data, Mapping) else {}
-    return {component_name(t["name"]): float(t.get("area", 0.0))
-            for t in (root.get("tables") or []) if isinstance(t, Mapping) and "name" in t}
+    root = data.get("ART", data) if isinstance(data, Mapping) else data
+    tables = root.get("tables") if isinstance(root, Mapping) else None
+    if not isinstance(tables, list):
+        raise SpecError("ART 'tables' is not a list", file=source, field="ART.tables",
+                        fix="pass the ART.yaml that Accelergy wrote (top-level key 'ART')")
+    return {component_name(t["name"]): _AREA.check(t.get("area", 0.0), f"ART.tables[{i}].area",
+                                                   source, SpecError)
+            for i, t in enumerate(tables) if isinstance(t, Mapping) and "name" in t}
 
 
 def load_energy_table(ert_path: str | Path, art_path: str | Path | None = None) -> EnergyTable:
     """Read an Accelergy ERT file (and ART file) into an EnergyTable."""
     art = load_yaml_file(art_path) if art_path is not None else None
-    return ert_from_dict(load_yaml_file(ert_path), str(ert_path), art)
+    return ert_from_dict(load_yaml_file(ert_path), str(ert_path), art,
+                         None if art_path is None else str(art_path))

@@ -251,14 +251,19 @@ def load_specs(paths: Iterable[str | Path]) -> tuple[dict[str, Any], dict[str, s
                 raise SpecError(f"top-level key '{key}' is also given in {origin[key]}",
                                 file=str(path), field=key, fix="give each section in one file only")
             if key == "compound_components" and key in merged:
-                merged[key] = _merge_components(merged[key], value)
+                merged[key] = _merge_components(merged[key], value, str(path))
             else:
                 merged[key] = value
             origin.setdefault(key, str(path))
     return merged, origin
 
 
-def _merge_components(first: Any, second: Any) -> dict[str, Any]:
+def _merge_components(first: Any, second: Any, source: str) -> dict[str, Any]:
     """Component class files each carry a ``compound_components.classes`` list: concatenate."""
-    classes = list((first or {}).get("classes") or []) + list((second or {}).get("classes") or [])
-    return {"version": (first or {}).get("version", (second or {}).get("version")), "classes": classes}
+    parts = [part or {} for part in (first, second)]
+    if not all(isinstance(p, dict) and isinstance(p.get("classes") or [], list) for p in parts):
+        raise SpecError("compound_components must be a map with a 'classes' list", file=source,
+                        field="compound_components",
+                        fix="write 'compound_components: {version: 0.3, classes: [...]}'")
+    classes = list(parts[0].get("classes") or []) + list(parts[1].get("classes") or [])
+    return {"version": parts[0].get("version", parts[1].get("version")), "classes": classes}
