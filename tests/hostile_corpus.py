@@ -139,7 +139,8 @@ HOSTILE_FILES: dict[str, Callable[[str], bytes]] = {
     "top-level scalar": lambda key: b"just text\n",
     "empty": lambda key: b"",
     "tabs": lambda key: f"{key}:\n\t- x\n".encode(),
-    "huge": lambda key: f"{key}: {{}}\n".encode() + b"#" * (17 * 1024 * 1024) + b"\n",
+    "huge": lambda key: f"{key}: {{}}\n".encode() + b"#" * (2 * 1024 * 1024) + b"\n",
+    "wide list": lambda key: f"{key}: [".encode() + b"1, " * 300_000 + b"]\n",
 }
 TOP_KEYS = {"arch.yaml": "architecture", "problem.yaml": "problem", "mapping.yaml": "mapping",
             "constraints.yaml": "mapspace_constraints", "mapper.yaml": "mapper",
@@ -263,9 +264,10 @@ def _field_cases() -> Iterator[Case]:
 def _hostile_file_cases() -> Iterator[Case]:
     for fname, readers in READERS.items():
         for label, make in HOSTILE_FILES.items():
-            if label == "huge" and fname not in ("arch.yaml", "exp.yaml"):
+            heavy = label in ("huge", "wide list")
+            if heavy and fname not in ("arch.yaml", "exp.yaml"):
                 continue  # one big file per reader kind keeps the corpus light
-            for argv in readers[:1] if label == "huge" else readers:
+            for argv in readers[:1] if heavy else readers:
                 yield Case(f"{fname}: {label} [{argv[0]}]", argv,
                            _files(**{fname: make(TOP_KEYS[fname])}), fname)
 

@@ -28,12 +28,13 @@ def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
 _SpecDumper.add_representer(str, _str_presenter)
 
 
-# Bounds on what one input may be: far above any real spec (the largest Accelergy tables have a
-# few thousand nodes), far below what would stall a tool. Aliases count as often as they are
-# expanded, because every reader that walks the data (comparisons, copies, JSON) expands them.
-MAX_FILE_BYTES = 16 * 1024 * 1024
+# Bounds on what one input may be: far above any real spec (the largest Accelergy tables are
+# about 20 kB with a few thousand nodes), low enough that the pure-Python parser refuses a
+# hostile file within seconds. Aliases count as often as they are expanded, because every
+# reader that walks the data (comparisons, copies, JSON) expands them.
+MAX_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 100
-MAX_EXPANDED_NODES = 250_000
+MAX_EXPANDED_NODES = 50_000
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -43,13 +44,19 @@ class _BoundedLoader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._nodes = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
         self._depth += 1
+        self._nodes += 1
         try:
             if self._depth > MAX_DEPTH:
                 raise yaml.composer.ComposerError(
                     None, None, f"nesting deeper than {MAX_DEPTH} levels",
+                    self.peek_event().start_mark)
+            if self._nodes > MAX_EXPANDED_NODES:
+                raise yaml.composer.ComposerError(
+                    None, None, f"more than {MAX_EXPANDED_NODES} nodes",
                     self.peek_event().start_mark)
             return super().compose_node(parent, index)
         finally:
@@ -133,7 +140,7 @@ def parse_yaml_text(text: str, source: str | None = None) -> Any:
 def _syntax_fix(problem: str) -> str:
     if "twice" in problem:
         return "give each key once (a later one would silently replace the first)"
-    if "alias" in problem or "deeper" in problem:
+    if "alias" in problem or "deeper" in problem or "nodes" in problem:
         return "write the data out without self-referencing or exponentially repeated aliases"
     return "fix the YAML syntax (indentation, colons, brackets) at that line"
 
