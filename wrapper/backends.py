@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from .engine.constraints import build_mapspace
 from .engine.costmodel import BuiltinCostModel
 from .engine.energy_model import builtin_energy_table
 from .errors import ConfigError, unknown_name_fix
-from .spec.costmodel import CostModel, mapper_settings
+from .spec.costmodel import OUT_PREFIX, CostModel, mapper_settings
 from .spec.ert import EnergyTable, art_areas, ert_from_dict
 from .spec.inputs import SpecInputs, load_inputs
 from .spec.mapping import Mapping, dump_mapping
@@ -39,10 +40,10 @@ def energy_table_for(data: dict[str, Any], origin: dict[str, str], arch: Any,
                      problem: Problem) -> EnergyTable:
     """The ERT/ART among the inputs if any (what timeloop-model would use), else the built-in model."""
     if "ERT" in data:
-        return ert_from_dict(data["ERT"], origin.get("ERT"), data.get("ART"))
+        return ert_from_dict(data["ERT"], origin.get("ERT"), data.get("ART"), origin.get("ART"))
     table = builtin_energy_table(arch, problem.precision)
     if "ART" in data:
-        return EnergyTable(table.actions, art_areas(data["ART"]), table.source)
+        return EnergyTable(table.actions, art_areas(data["ART"], origin.get("ART")), table.source)
     return table
 
 
@@ -79,10 +80,14 @@ def map_files(paths: Sequence[str | Path], out_dir: str | Path,
     inputs = load_inputs(paths)
     settings = mapper_settings(inputs.data.get("mapper"), inputs.origin.get("mapper"))
     model = cost_model_for(engine, inputs)
+    if engine == "builtin":  # what the constraint resolution relaxed, as Timeloop does
+        for note in build_mapspace(inputs.arch, inputs.problem).notes:
+            print(f"note: {note}", file=sys.stderr)
     mapping, stats = model.find_mapping(inputs.arch, inputs.problem, settings)
     print_notes(inputs, model)
     section = inputs.data.get("mapper") or {}
-    name = str(section.get("out_prefix") or Path(inputs.origin["problem"]).stem)
+    name = OUT_PREFIX.check(section.get("out_prefix") or Path(inputs.origin["problem"]).stem,
+                            "mapper.out_prefix", inputs.origin.get("mapper"))
     path = dump_mapping(mapping, Path(out_dir) / f"{name}.map.yaml")
     if stats.certificate is not None:  # the proof heads the mapping file as a comment
         write_text_atomic(f"# {stats.certificate.comment()}\n{path.read_text()}", path)

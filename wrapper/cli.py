@@ -39,9 +39,9 @@ def emit_stats_json(stats: Stats, json_out: str | None) -> None:
         print(text)
         return
     try:
-        write_text_atomic(text + "\n", json_out)
+        write_text_atomic(text + "\n", json_out, "--json")
     except OSError as exc:
-        raise SpecError(f"cannot write: {exc.strerror}", file=json_out,
+        raise SpecError(f"cannot write: {exc.strerror}", file=json_out, field="--json",
                         fix="check the output path") from None
 
 

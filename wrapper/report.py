@@ -12,6 +12,7 @@ from .errors import QuantMapError, report_error
 from .explore.config import load_config
 from .explore.experiment import CONFIG_NAME, Experiment
 from .explore.finetune import finetune, front_genomes
+from .spec.settings import Rule
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,6 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     tune.add_argument("--epochs", type=int, default=10, help="QAT epochs (default 10)")
     try:
         args = parser.parse_args(argv)
+        for option, value in (("--points", args.points), ("--epochs", args.epochs)):
+            Rule(int, minimum=1, example=3).check(value, option, "command line")
         out = Path(args.folder)
         genomes = front_genomes(out)
         config = load_config(out / CONFIG_NAME)

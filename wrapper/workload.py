@@ -9,10 +9,25 @@ import sys
 from typing import Sequence
 
 from .cli import OneLineParser
-from .errors import QuantMapError, report_error
+from .errors import PrecisionError, QuantMapError, report_error
 from .network.layers import extract_layers, write_workload
 from .network.mobilenets import MODELS, build_model
+from .qat.models import MAX_BITS, MIN_BITS
 from .spec.precision import Precision
+from .spec.settings import Rule
+
+_OPTION_RULES = {"--resolution": Rule(int, minimum=1, maximum=4096, example=224),
+                 "--width": Rule(float, above=0.0, maximum=16.0, example=1.0),
+                 "--classes": Rule(int, minimum=1, maximum=1_000_000, example=1000)}
+
+
+def _label(text: str) -> Precision:
+    """A --bits label, with the widths quantization-aware training and the search accept."""
+    precision = Precision.from_label(text)
+    for name, bits in precision.to_bitwidths().items():
+        Rule(int, minimum=MIN_BITS, maximum=MAX_BITS).check(bits, f"--bits {text} ({name})",
+                                                            "command line", PrecisionError)
+    return precision
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
-        precision = None if args.bits is None else [Precision.from_label(b) for b in args.bits]
+        for option, rule in _OPTION_RULES.items():
+            rule.check(getattr(args, option.lstrip("-")), option, "command line")
+        precision = None if args.bits is None else [_label(b) for b in args.bits]
         model = build_model(args.model, width_mult=args.width, num_classes=args.classes)
         layers = extract_layers(model, args.resolution)
         written = write_workload(layers, args.out, precision)

@@ -125,6 +125,8 @@ class Mapper:
         levels, dims) under keep combination ``keep``, in order, until ``stop_at`` candidates
         (default: the budget) are stored; returns how many were new."""
         n = len(factors)
+        if n == 0:  # a keep choice whose factors fit nowhere contributes nothing
+            return 0
         orders = np.broadcast_to(orders, (n,) + self.orders.shape[1:])
         room = min(stop_at or len(self.primary), len(self.primary)) - self.count
         keys = np.concatenate([factors.reshape(n, -1), orders.reshape(n, -1),
@@ -241,10 +243,12 @@ class Mapper:
         self._local_search()
         ranked = self._ranked()
         if not len(ranked):
-            raise MappingError(f"no valid mapping found for {self.space.problem.shape.name} on "
-                               f"{self.space.arch.name} ({self.count} candidates evaluated)",
-                               field="mapper", fix="relax the constraints or raise the budget; "
-                               "check that the tiles fit the innermost buffers")
+            raise MappingError(f"no mapping satisfies the constraints: none found for "
+                               f"{self.space.problem.shape.name} on {self.space.arch.name} "
+                               f"({self.count} candidates evaluated)", file=self.space.arch.source,
+                               field="constraints", fix="relax the constraints (minimums, fixed "
+                               "factors, keep lists) or raise the budget; check that the tiles "
+                               "fit the innermost buffers")
         best = int(ranked[0])
         mapping = self.space.to_mapping(self.factors[best], self.orders[best],
                                         self.keeps[int(self.keep[best])])
@@ -253,6 +257,6 @@ class Mapper:
 
 
 def sampling_search(space: MapSpace, table: EnergyTable | None, settings: MapperSettings,
-           engine: MappingEvaluator | None = None) -> MapperResult:
+                    engine: MappingEvaluator | None = None) -> MapperResult:
     """The best mapping of ``space`` for ``settings.metric`` (see the module docstring)."""
     return Mapper(space, table, settings, engine).run()

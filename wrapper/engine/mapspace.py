@@ -38,6 +38,8 @@ class Slot:
     split: int | None
     fanout: tuple[int, int]  # (X, Y); (1, 1) for temporal slots
     free: tuple[str, ...]  # dimensions whose factor the mapper chooses here
+    maxima: tuple[tuple[str, int], ...] = ()  # 'D<=n' constraints on free factors
+    min_parallelism: int = 1  # fewest spatial instances used (utilization/parallelism minimums)
 
     @property
     def is_spatial(self) -> bool:
@@ -129,8 +131,10 @@ class MapSpace:
         return {}
 
     def splits_ok(self, factors: np.ndarray) -> np.ndarray:
-        """Rows whose spatial factors have an allowed X/Y assignment that fits the fan-out."""
-        ok = np.ones(factors.shape[0], dtype=bool)
+        """Rows whose spatial factors have an allowed X/Y assignment that fits the fan-out, and
+        that honour the constraints' factor maxima and parallelism minimums (every mapper ends
+        its pruning here, so these limits hold for whatever it proposes)."""
+        ok = self.limits_ok(factors)
         for i in self.spatial_slots:
             first, inverse = unique_rows(factors[:, i, :])
             good = np.array([self.spatial_split(i, row) is not None for row in factors[first, i]],
@@ -138,11 +142,35 @@ class MapSpace:
             ok &= good[inverse]
         return ok
 
+    def limits_ok(self, factors: np.ndarray) -> np.ndarray:
+        """Rows within every slot's 'D<=n' maxima and above its minimum parallelism."""
+        ok = np.ones(factors.shape[0], dtype=bool)
+        for i, slot in enumerate(self.slots):
+            for dim, limit in slot.maxima:
+                ok &= factors[:, i, self.dims.index(dim)] <= limit
+            if slot.min_parallelism > 1:
+                ok &= factors[:, i, :].prod(axis=1) >= slot.min_parallelism
+        return ok
+
     # ---- enumeration ----------------------------------------------------------------------
     def enumerate_factors(self, keep: np.ndarray, limit: int | None = None,
                           rng: np.random.Generator | None = None,
                           dim_options: Sequence[np.ndarray] | None = None
                           ) -> tuple[np.ndarray, bool]:
+        """Factor choices (n, slots, dims) that fit capacity (with packing), fan-out and the
+        constraints' limits, never none while the space has any: a sample whose every row
+        misses a minimum parallelism is drawn again four times larger, until complete (the
+        result is then empty only when no choice fits). ``dim_options`` replaces
+        `dim_options` (e.g. a subset with some slots fixed)."""
+        rng = rng or np.random.default_rng(0)
+        while True:
+            rows, complete = self._enumerate(keep, limit, rng, dim_options)
+            if len(rows) or complete:
+                return rows, complete
+            limit = 4 * limit if limit is not None else None
+
+    def _enumerate(self, keep: np.ndarray, limit: int | None, rng: np.random.Generator,
+                   dim_options: Sequence[np.ndarray] | None) -> tuple[np.ndarray, bool]:
         """Factor choices (n, slots, dims) that fit capacity (with packing) and fan-out.
 
         Each dimension's options are first pruned alone (others 1), then dimensions are added
@@ -151,11 +179,9 @@ class MapSpace:
         (`CapacityCheck.extend`). When a step would test more than ``max(4 * limit, 2**16)``
         (partial choice, option) pairs, a seeded random set of pairs is tested instead, and when
         more than ``limit`` partial choices survive, a seeded random ``limit`` of them is kept;
-        the flag says whether the result is complete. ``dim_options`` replaces `dim_options`
-        (e.g. a subset with some slots fixed).
+        the flag says whether the result is complete.
         """
         check = self.capacity(keep)
-        rng = rng or np.random.default_rng(0)
         root = check.root()
         options = []
         for j, opts in enumerate(self.dim_options if dim_options is None else dim_options):

@@ -13,6 +13,7 @@ from typing import Sequence
 
 from ..cli import OneLineParser, parse_set_options
 from ..errors import QuantMapError, report_error
+from ..spec.yamlio import check_folder_path
 from .config import load_config
 from .executors import EXECUTORS
 from .experiment import resolve_config, run_experiment
@@ -46,17 +47,21 @@ def executor_overrides(executor: str | None, ray_address: str | None) -> dict[st
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = None
     try:
         args = _parser().parse_args(argv)
         overrides = {**parse_set_options(args.set),
                      **executor_overrides(args.executor, args.ray_address)}
         if args.out:
-            out = Path(args.out)
+            out = check_folder_path(args.out, "-o")
         else:
             out = Path("results") / load_config(args.config, overrides).name
         config = resolve_config(args.config, overrides, out, args.resume)
         folder = run_experiment(config, out, resume=args.resume).out
     except QuantMapError as exc:
+        if exc.file is None and args is not None:  # all explore does follows from its config
+            exc = type(exc)(exc.problem, file=args.config or "<default experiment>",
+                            field=exc.field, fix=exc.fix)
         return report_error(exc)
     print(f"results: {folder.resolve()} (pareto.csv, pareto.json, candidates.csv, plots/, "
           "mappings/, report.md)")

@@ -22,10 +22,11 @@ from typing import Any, Mapping
 from ..backends import ENGINES
 from ..errors import ConfigError, unknown_name_fix
 from ..qat.settings import DataSpec, ModelSpec, TrainSettings
+from ..spec.arch import load_arch
 from ..spec.costmodel import MapperSettings, mapper_settings
 from ..spec.hashing import content_hash
 from ..spec.settings import field_rules, read_settings, setting
-from ..spec.templates import available_templates
+from ..spec.templates import available_templates, render_arch
 from ..spec.yamlio import dump_yaml_file, load_yaml_file
 from .executors import EXECUTORS, check_executor_available
 from .nsga2 import SearchSettings
@@ -214,7 +215,11 @@ def load_config(path: str | Path | None = None,
     if not Path(path).is_file():
         raise ConfigError("experiment file not found", file=str(path), field="--config",
                           fix="give the path of an experiment YAML file")
-    return config_from_dict(load_yaml_file(path), str(path), overrides)
+    data = load_yaml_file(path)
+    if data is None:
+        raise ConfigError("the experiment file is empty", file=str(path),
+                          fix="give at least one section, e.g. 'search: {generations: 3}'")
+    return config_from_dict(data, str(path), overrides)
 
 
 def save_config(config: ExperimentConfig, path: str | Path) -> Path:
@@ -263,6 +268,10 @@ def _check_files(config: ExperimentConfig, source: str) -> None:
         if not Path(path).is_file():
             raise ConfigError(f"architecture file '{path}' does not exist", file=source,
                               field="arch.files", fix="give existing Timeloop YAML files")
+    if config.arch.files:
+        load_arch(*config.arch.files)  # its own errors name the file at fault
+    else:
+        render_arch(config.arch.template, config.arch.params, source=source)
 
 
 def validate_config(config: ExperimentConfig, source: str = "<config>") -> None:

@@ -113,6 +113,7 @@ def _data_spec(args: argparse.Namespace) -> DataSpec:
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
     settings, spec = _settings(args), _data_spec(args)
+    labels = [Precision.from_label(b) for b in getattr(args, "bits", None) or ()]
     report: dict[str, Any] = {"command": args.command, "data": asdict(spec),
                               "settings": asdict(settings)}
     if args.command == "eval":
@@ -126,8 +127,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         result = train_float(model, data, settings, out=args.out)
     else:
         start = load_checkpoint(args.float_checkpoint)
-        bits = bits_from_precisions([Precision.from_label(b) for b in args.bits],
-                                    layer_count(start.model.name, **start.model.kwargs()))
+        bits = bits_from_precisions(labels, layer_count(start.model.name, **start.model.kwargs()))
         result = finetune(start, bits, data, settings, out=args.out)
         report["bits"] = [list(pair) for pair in bits]
     report.update(model=asdict(result.checkpoint.model), checkpoint=args.out, top1=result.top1,

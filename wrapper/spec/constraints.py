@@ -10,13 +10,17 @@ from __future__ import annotations
 import copy
 from typing import Any, Mapping, Sequence
 
+from ..errors import SpecError
 from .arch import parse_factors
-from .problem import ProblemShape
+from .problem import BUILTIN_SHAPES, ProblemShape
 
 # A dimension the problem shape lacks may hand its role to another one. In a depthwise layer
 # output channel c is computed from input channel c only, so C is the output-channel dimension
 # that M is in the dense CNN layer.
 _ROLE_SUBSTITUTES = {"M": "C"}
+# Only dimensions of a known shape are adapted away; any other name is a mistake that the
+# constraint reader reports, not something to drop silently.
+_KNOWN_DIMS = frozenset(d for shape in BUILTIN_SHAPES.values() for d in shape.dimensions)
 
 
 def _permutation_dims(perm: Any) -> list[str]:
@@ -44,10 +48,13 @@ def _edit_permutation(perm: Any, remove: str, rename: tuple[str, str] | None) ->
 def _adapt_entry(entry: Mapping[str, Any], dims: Sequence[str], where: str) -> dict[str, Any]:
     """One constraint with every dimension outside ``dims`` removed or replaced."""
     out = dict(entry)
-    factors = parse_factors(entry.get("factors"), where, None)
     perm = entry.get("permutation")
-    named = list(factors) + (_permutation_dims(perm) if perm is not None else [])
-    for dim in dict.fromkeys(d for d in named if d not in dims):
+    try:
+        factors = parse_factors(entry.get("factors"), where, None)
+        named = list(factors) + (_permutation_dims(perm) if isinstance(perm, (str, list)) else [])
+    except SpecError:
+        return out  # malformed: left for the constraint reader to report with its file
+    for dim in dict.fromkeys(d for d in named if d not in dims and d in _KNOWN_DIMS):
         remove, rename = dim, None
         substitute = _ROLE_SUBSTITUTES.get(dim)
         if entry.get("type") == "spatial" and substitute in dims and factors.get(dim) != 1 and (
@@ -59,7 +66,8 @@ def _adapt_entry(entry: Mapping[str, Any], dims: Sequence[str], where: str) -> d
             factors.pop(dim, None)
         if perm is not None:
             order = _permutation_dims(perm)
-            if out.get("split") is not None and remove in order and order.index(remove) < out["split"]:
+            split = out.get("split")
+            if isinstance(split, int) and not isinstance(split, bool) and remove in order and order.index(remove) < split:
                 out["split"] = out["split"] - 1
             perm = _edit_permutation(perm, remove, rename)
     if "factors" in entry:
@@ -88,6 +96,8 @@ def adapt_constraints_for_shape(constraints: Mapping[str, Any],
         if not isinstance(block, Mapping):
             continue
         targets = block.get("targets") or []
+        if not isinstance(targets, list):
+            continue  # malformed: left for the constraint reader to report with its file
         block["targets"] = [_adapt_entry(entry, dims, f"{section}.targets[{i}]")
                             if isinstance(entry, Mapping) else entry
                             for i, entry in enumerate(targets)]

@@ -27,7 +27,8 @@ class MapperSettings:
 
     metric: str = setting("edp", choices=METRICS, help="what the mapper minimizes")
     secondary_metric: str = setting("energy", choices=METRICS, help="tie-breaker metric")
-    max_evaluations: int = setting(20000, minimum=1, help="mapper evaluations per layer")
+    max_evaluations: int = setting(20000, minimum=1, maximum=10_000_000,
+                                   help="mapper evaluations per layer")
     max_seconds: float | None = setting(None, above=0.0, help="time limit per layer search")
     seed: int = setting(0, minimum=0, help="seed of the mapper's sampling")
     exact: bool = setting(True, help="prove the optimum (branch and bound) before sampling")
@@ -65,6 +66,11 @@ _TIMELOOP_KEYS = ("out_prefix", "optimization-metrics", "optimization_metrics", 
                   "search-size", "search_size", "max-permutations-per-if-visit", "live-status",
                   "log-stats", "log-suboptimal", "log-oaves", "log-oaves-mappings", "diagnostics",
                   "penalize-consecutive-bypass-fails", "sync-interval", "filter-revisits")
+
+
+# The mapping file's name: a plain file name, so it is written inside the output folder.
+OUT_PREFIX = Rule(str, pattern=r"(?!\.\.?$)[\w.+-]+", help="a file name without folders",
+                  example="conv1")
 
 
 def mapper_settings(section: Any, source: str | None = None,

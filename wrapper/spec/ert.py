@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import SpecError
+from .settings import Rule
 from .yamlio import load_yaml_file
 
 READ_ACTION = "read"
@@ -51,45 +52,55 @@ def component_name(hierarchical: str) -> str:
     return _RANGE.sub("", str(hierarchical)).rsplit(".", 1)[-1]
 
 
-def _action_energy(entries: Any) -> float:
-    """Maximum energy over an action's argument variants (Timeloop keeps the costliest)."""
-    if isinstance(entries, Mapping):
-        entries = [entries]
-    best = 0.0
-    for entry in entries or []:
-        if isinstance(entry, Mapping) and "energy" in entry:
-            best = max(best, float(entry["energy"]))
-    return best
+_ENERGY = Rule(float, minimum=0.0, maximum=1e12, example=1.5, help="pJ per access")
 
 
-def ert_from_dict(data: Any, source: str | None = None, art: Any = None) -> EnergyTable:
+def ert_from_dict(data: Any, source: str | None = None, art: Any = None,
+                  art_source: str | None = None) -> EnergyTable:
     """Build an EnergyTable from parsed ERT (and optional ART) YAML (Accelergy 0.3/0.4 tables)."""
     root = data.get("ERT", data) if isinstance(data, Mapping) else None
     tables = root.get("tables") if isinstance(root, Mapping) else None
     if not isinstance(tables, list):
         raise SpecError("no ERT 'tables' list found", file=source, field="ERT.tables",
                         fix="pass the ERT.yaml that Accelergy wrote (top-level key 'ERT')")
-    actions: dict[str, dict[str, list[Any]]] = {}
+    energies: dict[str, dict[str, float]] = {}
     for i, table in enumerate(tables):
+        where = f"ERT.tables[{i}]"
         if not isinstance(table, Mapping) or "name" not in table:
-            raise SpecError("table entry without a name", file=source, field=f"ERT.tables[{i}]",
+            raise SpecError("table entry without a name", file=source, field=where,
                             fix="each entry needs 'name' and 'actions'")
-        per_action = actions.setdefault(component_name(table["name"]), {})
-        for act in table.get("actions") or []:
-            per_action.setdefault(str(act.get("name")), []).append(act)
-    energies = {comp: {name: _action_energy(entries) for name, entries in acts.items()}
-                for comp, acts in actions.items()}
-    return EnergyTable(energies, art_areas(art) if art is not None else {}, source)
+        acts = table.get("actions") or []
+        if not isinstance(acts, list) or not all(isinstance(a, Mapping) for a in acts):
+            raise SpecError("actions is not a list of named actions", file=source,
+                            field=f"{where}.actions", fix="pass the ERT.yaml that Accelergy wrote")
+        per_action = energies.setdefault(component_name(table["name"]), {})
+        for j, act in enumerate(acts):
+            # argument variants of an action are entries of the same name: keep the costliest,
+            # as Timeloop does
+            name = str(act.get("name"))
+            energy = _ENERGY.check(act["energy"], f"{where}.actions[{j}].energy", source,
+                                   SpecError) if "energy" in act else 0.0
+            per_action[name] = max(energy, per_action.get(name, 0.0))
+    return EnergyTable(energies, art_areas(art, art_source) if art is not None else {}, source)
 
 
-def art_areas(data: Any) -> dict[str, float]:
+_AREA = Rule(float, minimum=0.0, maximum=1e15, example=100.0, help="um^2")
+
+
+def art_areas(data: Any, source: str | None = None) -> dict[str, float]:
     """Component -> area from parsed ART YAML."""
-    root = data.get("ART", data) if isinstance(data, Mapping) else {}
-    return {component_name(t["name"]): float(t.get("area", 0.0))
-            for t in (root.get("tables") or []) if isinstance(t, Mapping) and "name" in t}
+    root = data.get("ART", data) if isinstance(data, Mapping) else data
+    tables = root.get("tables") if isinstance(root, Mapping) else None
+    if not isinstance(tables, list):
+        raise SpecError("ART 'tables' is not a list", file=source, field="ART.tables",
+                        fix="pass the ART.yaml that Accelergy wrote (top-level key 'ART')")
+    return {component_name(t["name"]): _AREA.check(t.get("area", 0.0), f"ART.tables[{i}].area",
+                                                   source, SpecError)
+            for i, t in enumerate(tables) if isinstance(t, Mapping) and "name" in t}
 
 
 def load_energy_table(ert_path: str | Path, art_path: str | Path | None = None) -> EnergyTable:
     """Read an Accelergy ERT file (and ART file) into an EnergyTable."""
     art = load_yaml_file(art_path) if art_path is not None else None
-    return ert_from_dict(load_yaml_file(ert_path), str(ert_path), art)
+    return ert_from_dict(load_yaml_file(ert_path), str(ert_path), art,
+                         None if art_path is None else str(art_path))

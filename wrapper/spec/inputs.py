@@ -51,5 +51,5 @@ def load_inputs(paths: Sequence[str | Path],
         notes = (f"constraints adapted to the {problem.shape.name} shape: dimensions it lacks were "
                  "removed (and C took M's place in spatial fan-out), as for depthwise layers",)
         data = adapted
-    arch = arch_from_dict(data, origin.get("architecture"))
+    arch = arch_from_dict(data, origin.get("architecture"), origins=origin)
     return SpecInputs(data, origin, arch, problem, notes)

@@ -15,16 +15,20 @@ from typing import Mapping as MappingType
 from ..errors import (
     MappingError,
     PrecisionError,
-    SpecError,
     require_keys,
     unknown_name_fix,
 )
-from .arch import Arch, name_list, parse_factors
+from .arch import Arch, name_list, parse_factors, permutation_text
 from .precision import packing_problem
 from .problem import Problem
+from .settings import Rule
 from .yamlio import dump_yaml_file, load_yaml_file
 
 ENTRY_TYPES = ("temporal", "spatial", "datatype", "bypass")
+_ENTRY_KEYS = {"temporal": ("factors", "permutation"),
+               "spatial": ("factors", "permutation", "split"),
+               "datatype": ("keep", "bypass"), "bypass": ("keep", "bypass")}
+_SPLIT = Rule(int, minimum=0, maximum=64, example=1)
 
 
 @dataclass(frozen=True)
@@ -79,14 +83,6 @@ class Mapping:
         return tuple(level.target for level in self.levels)
 
 
-def _permutation(raw: Any) -> str:
-    if raw is None:
-        return ""
-    if isinstance(raw, list):
-        return "".join(str(x) for x in raw)
-    return str(raw).replace(" ", "")
-
-
 def mapping_from_dict(data: Any, source: str | None = None) -> Mapping:
     """Parse the ``mapping:`` list (entries of type temporal, spatial, datatype/bypass)."""
     if isinstance(data, MappingType) and "mapping" in data:
@@ -101,23 +97,44 @@ def mapping_from_dict(data: Any, source: str | None = None) -> Mapping:
             raise MappingError("entry is not a map", file=source, field=where,
                                fix="write '- target: <level>\\n  type: temporal\\n  factors: ...'")
         require_keys(entry, ("target", "type"), where, source, MappingError)
-        etype = str(entry["type"])
-        if etype not in ENTRY_TYPES:
-            raise MappingError(f"unknown entry type '{etype}'", file=source, field=f"{where}.type",
-                               fix=unknown_name_fix(etype, ENTRY_TYPES, "types"))
-        level = merged.setdefault(str(entry["target"]), {"target": str(entry["target"])})
-        try:
-            factors = parse_factors(entry.get("factors"), where, source)
-        except SpecError as exc:
-            raise MappingError(exc.problem, file=source, field=exc.field, fix=exc.fix) from None
+        etype, target = entry["type"], entry["target"]
+        if not isinstance(etype, str) or etype not in ENTRY_TYPES:
+            raise MappingError(f"unknown entry type {etype!r}", file=source, field=f"{where}.type",
+                               fix=unknown_name_fix(str(etype), ENTRY_TYPES, "types"))
+        if not isinstance(target, str):
+            raise MappingError(f"target {target!r} is not a level name", file=source,
+                               field=f"{where}.target", fix="name one storage level")
+        allowed = _ENTRY_KEYS[etype]
+        for key in entry:
+            if key not in ("target", "type", *allowed):
+                raise MappingError(f"key '{key}' has no meaning in a {etype} entry", file=source,
+                                   field=f"{where}.{key}", fix=unknown_name_fix(
+                                       str(key), allowed, f"keys of {etype} entries"))
+        level = merged.setdefault(target, {"target": target})
+        if etype in level.get("_types", ()):
+            raise MappingError(f"a second {etype} entry for {target}", file=source, field=where,
+                               fix=f"give one {etype} entry per level")
+        level.setdefault("_types", set()).add("datatype" if etype == "bypass" else etype)
+        factors = parse_factors(entry.get("factors"), where, source, MappingError)
+        perm = permutation_text(entry.get("permutation"), where, source, MappingError) or ""
         if etype == "temporal":
-            level.update(temporal=factors, temporal_permutation=_permutation(entry.get("permutation")))
+            level.update(temporal=factors, temporal_permutation=perm)
         elif etype == "spatial":
-            level.update(spatial=factors, spatial_permutation=_permutation(entry.get("permutation")),
-                         split=None if entry.get("split") is None else int(entry["split"]))
+            split = entry.get("split")
+            level.update(spatial=factors, spatial_permutation=perm,
+                         split=None if split is None else _SPLIT.check(
+                             split, f"{where}.split", source, MappingError))
         else:
-            level.update(keep=name_list(entry.get("keep")) or (),
-                         bypass=name_list(entry.get("bypass")) or ())
+            keep = name_list(entry.get("keep"), f"{where}.keep", source, MappingError) or ()
+            bypass = name_list(entry.get("bypass"), f"{where}.bypass", source, MappingError) or ()
+            both = set(keep) & set(bypass)
+            if both:
+                raise MappingError(f"{sorted(both)[0]} is both kept and bypassed", file=source,
+                                   field=f"{where}.keep",
+                                   fix="name each dataspace in keep or bypass, not both")
+            level.update(keep=keep, bypass=bypass)
+    for level in merged.values():
+        level.pop("_types")
     return Mapping(tuple(LevelMapping(**level) for level in merged.values()))
 
 
@@ -207,6 +224,13 @@ def validate_mapping(mapping: Mapping, arch: Arch, problem: Problem,
                                    field=f"{where} (datatype)",
                                    fix=unknown_name_fix(name, spaces, "dataspaces"))
         _check_fanout(level, arch, source)
+    outer = arch.levels[0].name
+    missing = [ds for ds in spaces if ds not in mapping.for_level(outer).kept(spaces)]
+    if missing:
+        raise MappingError(f"the outermost level {outer} does not keep {', '.join(missing)}, so "
+                           "it would have no storage", file=source,
+                           field=f"mapping target {outer} (datatype)",
+                           fix=f"keep every dataspace at {outer} (Timeloop requires it)")
     for dim in dims:
         if products[dim] != problem.bounds[dim]:
             raise MappingError(f"factors of {dim} multiply to {products[dim]}, but the problem has "

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from ..errors import SpecError, require_keys, unknown_name_fix
 from .precision import DATASPACES, Precision
+from .settings import Rule
 from .yamlio import dump_yaml_file, load_yaml_file
 
 
@@ -68,6 +69,7 @@ class Problem:
     bounds: Mapping[str, int]
     coefficients: Mapping[str, int] = field(default_factory=dict)
     precision: Precision = Precision()
+    source: str | None = field(default=None, compare=False)  # the file it was read from
 
     def __hash__(self) -> int:
         return hash((self.shape, tuple(sorted(self.bounds.items())),
@@ -90,7 +92,7 @@ class Problem:
 
     def with_precision(self, precision: Precision) -> "Problem":
         """The same problem at other bit widths."""
-        return Problem(self.shape, self.bounds, self.coefficients, precision)
+        return Problem(self.shape, self.bounds, self.coefficients, precision, self.source)
 
 
 _COEFFS = (("Wstride", 1), ("Hstride", 1), ("Wdilation", 1), ("Hdilation", 1))
@@ -128,6 +130,26 @@ BUILTIN_SHAPES = {"cnn-layer": CNN_LAYER_SHAPE, "cnn_layer": CNN_LAYER_SHAPE,
                   "depthwise-cnn-layer": DEPTHWISE_SHAPE, "depthwise": DEPTHWISE_SHAPE}
 
 
+# Dimension bounds far beyond any layer, small enough that every count, tile and product of the
+# engine stays exact in 64-bit integers and the mapper's factor tables stay small.
+MAX_DIMENSION = 1 << 20
+MAX_MACS = 1 << 50
+_DIMENSION = Rule(str, pattern=r"[A-Za-z]", help="one letter (loop orders are letter strings)",
+                  example="C")
+_DIMENSIONS = Rule(tuple, item=_DIMENSION, example=["C", "M", "R", "S", "N", "P", "Q"])
+_NAME = Rule(str, example="Weights")
+_COEFFICIENT = Rule(int, minimum=1, maximum=1 << 16, example=1)
+_BOUND = Rule(int, minimum=1, maximum=MAX_DIMENSION, example=32)
+_READ_WRITE = Rule(bool, optional=True)
+
+
+def _list(value: Any, where: str, source: str | None, example: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise SpecError(f"{value!r} is not a list", file=source, field=where,
+                        fix=f"write a list, e.g. {example}")
+    return value
+
+
 def _parse_term(raw: Any, dims: tuple[str, ...], coeffs: dict[str, int], where: str,
                 source: str | None) -> ProjectionTerm:
     """A term is [dim] or [dim, coefficient] (either order is accepted, resolved by name)."""
@@ -145,6 +167,13 @@ def _parse_term(raw: Any, dims: tuple[str, ...], coeffs: dict[str, int], where: 
     return ProjectionTerm(dim_names[0], coef_names[0] if coef_names else None)
 
 
+def _unique(names: tuple[str, ...], what: str, where: str, source: str | None) -> None:
+    repeated = next((n for n in names if names.count(n) > 1), None)
+    if repeated is not None:
+        raise SpecError(f"{what} '{repeated}' is given twice", file=source, field=where,
+                        fix=f"name each {what} once")
+
+
 def shape_from_dict(data: Any, source: str | None = None) -> ProblemShape:
     """Parse ``problem.shape`` (a built-in shape name or a full shape map)."""
     if isinstance(data, str):
@@ -158,23 +187,49 @@ def shape_from_dict(data: Any, source: str | None = None) -> ProblemShape:
         raise SpecError("problem.shape must be a map", file=source, field="problem.shape",
                         fix="give name, dimensions, coefficients and data-spaces")
     require_keys(data, ("dimensions", "data-spaces"), "problem.shape", source)
-    dims = tuple(str(d) for d in data["dimensions"])
+    dims = _DIMENSIONS.check(data["dimensions"], "problem.shape.dimensions", source, SpecError)
+    if not dims:
+        raise SpecError("no dimensions", file=source, field="problem.shape.dimensions",
+                        fix="list the loop dimensions, e.g. [C, M, R, S, N, P, Q]")
+    _unique(dims, "dimension", "problem.shape.dimensions", source)
     coeffs: dict[str, int] = {}
-    for i, entry in enumerate(data.get("coefficients") or []):
+    entries = data.get("coefficients") or []
+    for i, entry in enumerate(_list(entries, "problem.shape.coefficients", source,
+                                    "[{name: Wstride, default: 1}]")):
+        where = f"problem.shape.coefficients[{i}]"
         if not isinstance(entry, Mapping) or "name" not in entry:
-            raise SpecError("coefficient entry needs a name", file=source,
-                            field=f"problem.shape.coefficients[{i}]", fix="write {name: Wstride, default: 1}")
-        coeffs[str(entry["name"])] = int(entry.get("default", 1))
+            raise SpecError("coefficient entry needs a name", file=source, field=where,
+                            fix="write {name: Wstride, default: 1}")
+        name = _NAME.check(entry["name"], f"{where}.name", source, SpecError)
+        if name in coeffs or name in dims:
+            raise SpecError(f"coefficient '{name}' is given twice or is a dimension", file=source,
+                            field=f"{where}.name", fix="give each coefficient a unique name")
+        coeffs[name] = _COEFFICIENT.check(entry.get("default", 1), f"{where}.default", source,
+                                          SpecError)
     dataspaces = []
-    for i, ds in enumerate(data["data-spaces"]):
+    spaces = _list(data["data-spaces"], "problem.shape.data-spaces", source,
+                   "[{name: Weights, projection: [[[C]], [[M]]]}]")
+    if not spaces:
+        raise SpecError("no data-spaces", file=source, field="problem.shape.data-spaces",
+                        fix="list the tensors: Weights, Inputs, Outputs")
+    for i, ds in enumerate(spaces):
         where = f"problem.shape.data-spaces[{i}]"
         if not isinstance(ds, Mapping) or "name" not in ds or "projection" not in ds:
             raise SpecError("data-space needs 'name' and 'projection'", file=source, field=where,
                             fix="write {name: Weights, projection: [[[C]], [[M]]]}")
         ranks = tuple(tuple(_parse_term(term, dims, coeffs, f"{where}.projection", source)
-                            for term in rank) for rank in ds["projection"])
-        dataspaces.append(DataspaceShape(str(ds["name"]), ranks, bool(ds.get("read-write", False))))
-    return ProblemShape(str(data.get("name", "custom")), dims, tuple(coeffs.items()), tuple(dataspaces))
+                            for term in _list(rank, f"{where}.projection", source, "[[C]]"))
+                      for rank in _list(ds["projection"], f"{where}.projection", source,
+                                        "[[[C]], [[M]]]"))
+        dataspaces.append(DataspaceShape(_NAME.check(ds["name"], f"{where}.name", source,
+                                                     SpecError), ranks,
+                                         bool(_READ_WRITE.check(ds.get("read-write"),
+                                                                f"{where}.read-write", source,
+                                                                SpecError))))
+    _unique(tuple(ds.name for ds in dataspaces), "data-space", "problem.shape.data-spaces", source)
+    name = Rule(str, example="custom").check(data.get("name", "custom"), "problem.shape.name",
+                                             source, SpecError)
+    return ProblemShape(name, dims, tuple(coeffs.items()), tuple(dataspaces))
 
 
 def problem_from_dict(data: Any, source: str | None = None) -> Problem:
@@ -209,11 +264,14 @@ def problem_from_dict(data: Any, source: str | None = None) -> Problem:
             raise SpecError(f"unknown dimension '{key}'", file=source, field=field_name,
                             fix=unknown_name_fix(str(key), list(shape.dimensions) + list(coeff_defaults),
                                                  "dimensions and coefficients"))
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise SpecError(f"{key} = {value!r} is not a positive integer", file=source,
-                            field=field_name, fix="use an integer >= 1")
-        (bounds if key in bounds else coefficients)[str(key)] = value
-    return Problem(shape, bounds, coefficients, precision)
+        rule = _BOUND if key in bounds else _COEFFICIENT
+        (bounds if key in bounds else coefficients)[str(key)] = rule.check(value, field_name,
+                                                                          source, SpecError)
+    problem = Problem(shape, bounds, coefficients, precision, source)
+    if problem.macs > MAX_MACS:
+        raise SpecError(f"the problem has {problem.macs} MACs, more than {MAX_MACS}", file=source,
+                        field="problem.instance", fix="split the layer into smaller problems")
+    return problem
 
 
 def load_problem(path: str | Path) -> Problem:

@@ -21,11 +21,12 @@ from typing import Any, Mapping
 import jinja2
 
 from ..errors import SpecError, unknown_name_fix
+from .arch import arch_from_dict
 from .constraints import adapt_constraints_for_shape
 from .ert import DRAM_PJ_PER_BIT
 from .problem import ProblemShape
 from .settings import Rule
-from .yamlio import dump_yaml_text, parse_yaml_text, write_text_atomic
+from .yamlio import dump_yaml_text, ensure_folder, parse_yaml_text, write_text_atomic
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "arch_templates"
 _TECHNOLOGY = re.compile(r"^\d+(\.\d+)?nm$")
@@ -71,10 +72,11 @@ def parameter_rule(key: str, default: Any) -> Rule:
     return Rule(int, optional=default is None, minimum=1, example=default or 1)
 
 
-def resolve_parameters(name: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Defaults of template ``name`` overridden by ``params``, every value validated."""
+def resolve_parameters(name: str, params: Mapping[str, Any] | None,
+                       source: str = "--set") -> dict[str, Any]:
+    """Defaults of template ``name`` overridden by ``params``, every value validated; errors
+    name ``source``, where the parameters came from (the command line or a config file)."""
     defaults = default_parameters(name)
-    source = str(_manifest_path(name))
     if params is not None and not isinstance(params, Mapping):
         raise SpecError(f"parameters must be a map, got {type(params).__name__}", file=source,
                         field="parameters", fix="pass a dict such as {'pe_rows': 16}")
@@ -108,14 +110,16 @@ def _output_name(template_file: str) -> str:
 
 
 def render_arch(name: str, params: Mapping[str, Any] | None = None,
-                problem_shape: ProblemShape | None = None) -> dict[str, str]:
+                problem_shape: ProblemShape | None = None, source: str = "--set") -> dict[str, str]:
     """Render template ``name``: {relative file name: YAML text} for arch, components, constraints.
 
     With ``problem_shape`` the constraint files are adapted to its dimensions (see
-    `adapt_constraints_for_shape`), so they can be handed to Timeloop with that problem.
+    `adapt_constraints_for_shape`), so they can be handed to Timeloop with that problem. The
+    rendered spec is read back, so parameters that together make no valid architecture (a width
+    that is not a multiple of the word) are an error naming ``source``.
     """
     manifest = _manifest(name)
-    values = resolve_parameters(name, params)
+    values = resolve_parameters(name, params, source)
     env = _environment()
     context = {"params": values, "banner": _banner(name, values)}
     files = {f"{name}.yaml": env.get_template(manifest["architecture"]).render(context)}
@@ -125,7 +129,21 @@ def render_arch(name: str, params: Mapping[str, Any] | None = None,
             if section == "constraints" and problem_shape is not None:
                 text = _adapted_text(text, problem_shape, template_file)
             files[f"{section}/{_output_name(template_file)}"] = text
+    _check_rendered(files, source)
     return files
+
+
+def _check_rendered(files: Mapping[str, str], source: str) -> None:
+    """Read the rendered files back as QuantMap reads any spec; a failure is the parameters'."""
+    data: dict[str, Any] = {}
+    for rel, text in files.items():
+        for key, value in (parse_yaml_text(text, rel) or {}).items():
+            data.setdefault(key, value)
+    try:
+        arch_from_dict(data, source)
+    except SpecError as exc:
+        raise SpecError(f"the parameters give an invalid architecture: {exc.problem} "
+                        f"(at {exc.field})", file=source, field="parameters", fix=exc.fix) from None
 
 
 def _adapted_text(text: str, shape: ProblemShape, source: str) -> str:
@@ -141,8 +159,8 @@ def _adapted_text(text: str, shape: ProblemShape, source: str) -> str:
 
 
 def write_arch(name: str, params: Mapping[str, Any] | None, out_dir: str | Path,
-               problem_shape: ProblemShape | None = None) -> list[Path]:
+               problem_shape: ProblemShape | None = None, source: str = "--set") -> list[Path]:
     """Render template ``name`` into ``out_dir`` (subfolders components/, constraints/)."""
-    out = Path(out_dir)
-    return [write_text_atomic(text, out / rel) for rel, text in
-            render_arch(name, params, problem_shape).items()]
+    files = render_arch(name, params, problem_shape, source)
+    out = ensure_folder(out_dir, "-o")
+    return [write_text_atomic(text, out / rel) for rel, text in files.items()]
