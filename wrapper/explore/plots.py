@@ -100,7 +100,7 @@ def write_plots(result: RunResult) -> None:
     for ax, (x_name, y_name) in zip(axes[0], pairs):
         for cands, style in (([c for _, c in result.scored],
                               dict(c="0.75", s=10, label="candidates")),
-                             (front, dict(c="tab:red", s=22, label="Pareto front"))):
+                             (front, dict(c="tab:red", s=22, label="Pareto front", zorder=3))):
             points = [(c.objective(x_name), c.objective(y_name)) for c in cands]
             points = [p for p in points if _finite(p)]
             if points:
