@@ -22,7 +22,7 @@ from wrapper.spec.stats import Stats
 # A test-sized budget of the default experiment (digits, MobileNetV1 x0.25, Eyeriss, builtin);
 # two widths keep the uniform references (U4, U8) few.
 SMALL = ["search.parents=4", "search.offspring=4", "search.generations=1", "search.bits=[4,8]",
-         "qat.float_epochs=2", "final.points=2", "final.seeds=2",
+         "qat.float_epochs=2", "final.points=1", "final.seeds=2",
          "mapper.max_evaluations=100", "data.resolution=16"]
 # Hardware-only objectives: no training, so a longer search stays fast enough to kill mid-run.
 HW_ONLY = ["search.objectives=[energy,latency,memory]", "search.parents=6",
@@ -42,7 +42,7 @@ def _explore(repo: Path, out: Path, sets: list[str], *extra: str,
                             text=True, env=env)
 
 
-def _finish(proc: subprocess.Popen, timeout: float = 300) -> str:
+def _finish(proc: subprocess.Popen, timeout: float = 900) -> str:
     stdout, stderr = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, stderr[-3000:]
     return stdout
@@ -89,13 +89,19 @@ def test_default_run_writes_every_file_with_a_consistent_front(tmp_path: Path,
     assert [u["id"] for u in pareto["uniform"]] == ["U4", "U8"]
     assert all(u["final"]["seeds"] == 2 for u in pareto["uniform"])
     evaluated = [p for p in points if p["final"]["seeds"] is not None]
-    assert 1 <= len(evaluated) <= 2
+    assert evaluated  # P01 at least (front points equal to a uniform reference share its runs)
     assert all(0.0 <= p["final"]["test_accuracy_mean"] <= 1.0 for p in evaluated)
     # report.md opens with the headline table, one row per hardware objective.
     report = (out / "report.md").read_text().splitlines()
     assert report[0].startswith("# ") and "no accuracy drop" in report[0]
     assert report[2].startswith("| objective | saving vs uniform 8-bit")
     assert report[4].startswith("| energy |") and report[5].startswith("| memory |")
+    # The paper's accuracy-vs-energy figure of a finished run, from its files alone.
+    figure = subprocess.run([sys.executable, "-m", "wrapper.figures", "--run", str(out), "-o",
+                             str(tmp_path / "figure")], cwd=repo_root, capture_output=True,
+                            text=True, timeout=120)
+    assert figure.returncode == 0, figure.stderr[-2000:]
+    assert (tmp_path / "figure" / "accuracy_vs_energy.png").is_file()
     # Objectives recomputed from the raw store rows equal the reported ones.
     with Experiment(load_config(out / "config.yaml"), out) as experiment:
         db = sqlite3.connect(out / "store.sqlite")
