@@ -39,6 +39,7 @@ from .executors import make_executor
 from .experiment import build_archs
 from .hardware import HardwareCost, LayerJob, cost_model
 from .plots import AccuracyPoint, accuracy_energy_figure
+from .results import is_uniform
 from .store import Store
 
 ARCHS = ("eyeriss", "simba")
@@ -161,7 +162,7 @@ def run_figure(run: Path, out: Path) -> Path:
                 and e["objectives"].get("energy_pj") is not None]
 
     uniform = points(document.get("uniform", []), "{bits}b")
-    front = points(document["points"], "{id}")
+    front = points([p for p in document["points"] if not is_uniform(p["bits"])], "{id}")
     if not uniform and not front:
         raise ConfigError("the run has no test accuracies (no final evaluation)",
                           file=str(path), field="final",

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-from .results import Candidate, Reference, RunResult, SeedScores
+from .results import Candidate, Reference, RunResult, SeedScores, is_uniform
 
 
 @dataclass(frozen=True)
@@ -87,9 +87,11 @@ def headline_row(objective: str, points: Sequence[tuple[str, Candidate, SeedScor
 
 def headline(result: RunResult) -> list[HeadlineRow]:
     """The headline of a run: one row per searched hardware objective (empty without a final
-    evaluation, i.e. when accuracy is not an objective)."""
-    points = [(p.id, p.candidate, p.final) for p in result.front if p.final is not None]
-    if not points:
+    evaluation, i.e. when accuracy is not an objective). Front points that are themselves
+    uniform configurations make no claim: they are the references."""
+    points = [(p.id, p.candidate, p.final) for p in result.front
+              if p.final is not None and not is_uniform(p.candidate.genome)]
+    if not any(p.final is not None for p in result.front):
         return []
     return [headline_row(name, points, result.uniform)  # type: ignore[arg-type]
             for name in result.config.search.objectives if name != "accuracy"]

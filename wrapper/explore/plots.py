@@ -14,9 +14,9 @@ from itertools import combinations
 from pathlib import Path
 from typing import Sequence
 
-from .results import RunResult
+from .results import RunResult, is_uniform
 
-LABELS = {"accuracy": "top-1 accuracy", "energy": "energy [uJ]", "latency": "latency [cycles]",
+LABELS = {"accuracy": "validation top-1 (search score)", "energy": "energy [uJ]", "latency": "latency [cycles]",
           "edp": "EDP [uJ x cycles]", "dram_accesses": "DRAM accesses [words]",
           "memory": "memory [KiB]"}
 _SCALE = {"energy": 1e-6, "edp": 1e-6, "memory": 1 / 8192}
@@ -50,7 +50,8 @@ def _pyplot():  # type: ignore[no-untyped-def]
 def accuracy_energy_figure(uniform: Sequence[AccuracyPoint], front: Sequence[AccuracyPoint],
                            title: str, path: Path) -> Path:
     """The paper's accuracy-vs-energy figure: the uniform configurations as a line, the
-    mixed-precision front points as markers, each with its seed spread as an error bar."""
+    mixed-precision front points as markers, each with its seed spread as an error bar (front
+    points that are uniform configurations belong to the line)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for points, style in ((sorted(uniform, key=lambda p: p.energy_pj),
@@ -80,7 +81,8 @@ def _accuracy_points(result: RunResult) -> tuple[list[AccuracyPoint], list[Accur
     uniform = [AccuracyPoint(f"{r.bits}b", r.candidate.hardware.energy_pj, r.final.test_mean,
                              r.final.test_std) for r in result.uniform if r.final is not None]
     front = [AccuracyPoint(p.id, p.candidate.hardware.energy_pj, p.final.test_mean,
-                           p.final.test_std) for p in result.front if p.final is not None]
+                           p.final.test_std) for p in result.front
+             if p.final is not None and not is_uniform(p.candidate.genome)]
     return uniform, front
 
 

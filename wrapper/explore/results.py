@@ -73,6 +73,11 @@ class SeedScores:
         return self._spread(self.test)
 
 
+def is_uniform(genome: Sequence[Sequence[int]]) -> bool:
+    """Every layer's A and W at one width: a uniform configuration, not mixed precision."""
+    return len({bit for pair in genome for bit in pair}) == 1
+
+
 def point_id(index: int) -> str:
     """The id of the index-th front member in every results file (P01, P02, ...)."""
     return f"P{index + 1:02d}"
