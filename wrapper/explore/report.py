@@ -168,7 +168,8 @@ def headline_lines(result: RunResult, rows: list[HeadlineRow]) -> list[str]:
             + " |")
     seeds = ", ".join(map(str, result.final_seeds))
     lines += ["", f"Test top-1 is mean ± std over {len(result.final_seeds)} fresh QAT seeds "
-              f"({seeds}; {result.final_epochs} epochs each, from the float checkpoint) on the "
+              f"({seeds}; {result.final_epochs} epoch{'s' if result.final_epochs != 1 else ''} "
+              "each, from the float checkpoint) on the "
               "test split, which no training or selection decision saw. No drop means within "
               "the larger of the two seed spreads. Savings are of the hardware objective "
               "against the uniform configuration U<b> (every layer's A and W at b bits).", ""]
