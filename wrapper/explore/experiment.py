@@ -209,7 +209,9 @@ class Experiment:
         chosen front points (final.points, evenly spread) with fresh seeds on validation and
         test. Runs after selection, so no test score can influence which candidates survive."""
         uniform = self.uniform()
-        self._map(uniform, "uniform references mapper")
+        # Those the search scored were costed then (a failed layer is retried by a rerun).
+        scored = {genome for _, genome, _, _ in self.store.evaluations(self.run_id)}
+        self._map([g for g in uniform if g not in scored], "uniform references mapper")
         if not self.uses_accuracy:
             return
         front = [cand.genome for cand in self.ordered_front(result)]
