@@ -16,9 +16,13 @@ bench:
 	for b in benchmarks/bench_*.py; do $(PYTHON) $$b || exit 1; done
 
 # Hardware-only paper results with the built-in engine: energy vs uniform weight bits on both
-# arches (8-bit activations) and the energy saved by remapping under packing.
+# arches (8-bit activations) and the energy saved by remapping under packing. With
+# RUN=<results folder of a finished explore run>, also that run's accuracy-vs-energy figure
+# (uniform line plus mixed-precision front, test accuracy over seeds).
+RUN ?=
 figures:
 	$(PYTHON) -m wrapper.figures -o results/figures
+	$(if $(RUN),$(PYTHON) -m wrapper.figures --run $(RUN) -o results/figures)
 
 # The full accuracy experiment on user data (experiments/paper.yaml).
 paper:

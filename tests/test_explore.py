@@ -19,9 +19,10 @@ from wrapper.explore.executors import LocalPoolExecutor, SerialExecutor, Task
 from wrapper.explore.experiment import Experiment
 from wrapper.spec.stats import Stats
 
-# A test-sized budget of the default experiment (digits, MobileNetV1 x0.25, Eyeriss, builtin).
-SMALL = ["search.parents=4", "search.offspring=4", "search.generations=1",
-         "qat.float_epochs=2", "finetune.points=1", "finetune.epochs=1",
+# A test-sized budget of the default experiment (digits, MobileNetV1 x0.25, Eyeriss, builtin);
+# two widths keep the uniform references (U4, U8) few.
+SMALL = ["search.parents=4", "search.offspring=4", "search.generations=1", "search.bits=[4,8]",
+         "qat.float_epochs=2", "final.points=1", "final.seeds=2",
          "mapper.max_evaluations=100", "data.resolution=16"]
 # Hardware-only objectives: no training, so a longer search stays fast enough to kill mid-run.
 HW_ONLY = ["search.objectives=[energy,latency,memory]", "search.parents=6",
@@ -29,18 +30,19 @@ HW_ONLY = ["search.objectives=[energy,latency,memory]", "search.parents=6",
            "data.resolution=16", "seed=7"]
 RESULT_FILES = ("config.yaml", "run.json", "report.md", "pareto.csv", "pareto.json",
                 "candidates.csv", "plots/pareto.png", "plots/bits.png",
-                "plots/energy_breakdown.png", "finetune.csv", "store.sqlite")
+                "plots/energy_breakdown.png", "plots/accuracy_vs_energy.png", "store.sqlite")
 
 
-def _explore(repo: Path, out: Path, sets: list[str], *extra: str) -> subprocess.Popen:
+def _explore(repo: Path, out: Path, sets: list[str], *extra: str,
+             env: dict[str, str] | None = None) -> subprocess.Popen:
     args = [sys.executable, "-m", "wrapper.explore", "-o", str(out), *extra]
     for item in sets:
         args += ["--set", item]
     return subprocess.Popen(args, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, env=env)
 
 
-def _finish(proc: subprocess.Popen, timeout: float = 300) -> str:
+def _finish(proc: subprocess.Popen, timeout: float = 900) -> str:
     stdout, stderr = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, stderr[-3000:]
     return stdout
@@ -52,7 +54,7 @@ def _dominates(a: list[float], b: list[float], maximize: list[bool]) -> bool:
     return all(x >= y for x, y in zip(wa, wb)) and any(x > y for x, y in zip(wa, wb))
 
 
-COLUMN = {"accuracy": "accuracy", "energy": "energy_pj", "latency": "latency_cycles",
+COLUMN = {"accuracy": "val_accuracy", "energy": "energy_pj", "latency": "latency_cycles",
           "memory": "memory_bits", "edp": "edp_pj_cycles", "dram_accesses": "dram_accesses"}
 
 
@@ -78,6 +80,28 @@ def test_default_run_writes_every_file_with_a_consistent_front(tmp_path: Path,
     assert all(layers[i]["O"] == layers[i + 1]["A"] for i in range(27))
     assert layers[-1]["O"] == 8
     assert json.loads((out / "run.json").read_text())["accuracy_sources"] == ["qat-1ep"]
+    # Validation (selection) and test (final evaluation) accuracy side by side; the uniform
+    # references are always there.
+    header = (out / "pareto.csv").read_text().splitlines()[0].split(",")
+    for column in ("val_accuracy", "val_accuracy_mean", "test_accuracy_mean",
+                   "test_accuracy_std", "seeds"):
+        assert column in header, column
+    assert [u["id"] for u in pareto["uniform"]] == ["U4", "U8"]
+    assert all(u["final"]["seeds"] == 2 for u in pareto["uniform"])
+    evaluated = [p for p in points if p["final"]["seeds"] is not None]
+    assert evaluated  # P01 at least (front points equal to a uniform reference share its runs)
+    assert all(0.0 <= p["final"]["test_accuracy_mean"] <= 1.0 for p in evaluated)
+    # report.md opens with the headline table, one row per hardware objective.
+    report = (out / "report.md").read_text().splitlines()
+    assert report[0].startswith("# ") and "no accuracy drop" in report[0]
+    assert report[2].startswith("| objective | saving vs uniform 8-bit")
+    assert report[4].startswith("| energy |") and report[5].startswith("| memory |")
+    # The paper's accuracy-vs-energy figure of a finished run, from its files alone.
+    figure = subprocess.run([sys.executable, "-m", "wrapper.figures", "--run", str(out), "-o",
+                             str(tmp_path / "figure")], cwd=repo_root, capture_output=True,
+                            text=True, timeout=120)
+    assert figure.returncode == 0, figure.stderr[-2000:]
+    assert (tmp_path / "figure" / "accuracy_vs_energy.png").is_file()
     # Objectives recomputed from the raw store rows equal the reported ones.
     with Experiment(load_config(out / "config.yaml"), out) as experiment:
         db = sqlite3.connect(out / "store.sqlite")
@@ -96,8 +120,10 @@ def test_default_run_writes_every_file_with_a_consistent_front(tmp_path: Path,
             assert reported["edp_pj_cycles"] == pytest.approx(sum(s.edp for s in stats),
                                                               rel=1e-12)
             key = experiment.accuracy.key(genome, "qat-1ep")
-            row = db.execute("SELECT accuracy FROM accuracies WHERE key = ?", (key,)).fetchone()
-            assert reported["accuracy"] == row[0]
+            row = db.execute("SELECT accuracy, test_accuracy FROM accuracies WHERE key = ?",
+                             (key,)).fetchone()
+            assert reported["val_accuracy"] == row[0]
+            assert row[1] is None  # the search never scored the test split
         db.close()
 
 
@@ -107,7 +133,8 @@ def test_a_configured_accuracy_proxy_is_named_in_the_results(tmp_path: Path,
     _finish(_explore(repo_root, out, [
         "search.parents=2", "search.offspring=2", "search.generations=1", "qat.epochs=2",
         "qat.proxy_epochs=1", "qat.proxy_generations=1", "qat.float_epochs=1",
-        "finetune.points=0", "mapper.max_evaluations=100", "data.resolution=16"]))
+        "final.points=0", "final.seeds=1", "search.bits=[4,8]", "mapper.max_evaluations=100",
+        "data.resolution=16"]))
     summary = json.loads((out / "run.json").read_text())
     assert summary["accuracy_sources"] == ["qat-2ep"]  # the final front: the real objective
     assert "1-epoch" in summary["accuracy_proxy"]
@@ -117,6 +144,55 @@ def test_a_configured_accuracy_proxy_is_named_in_the_results(tmp_path: Path,
     sources = {(row.split(",")[0], row.split(",")[column]) for row in lines[1:]}
     assert ("0", "proxy-qat-1ep") in sources and ("1", "qat-2ep") in sources
     assert ("0", "qat-2ep") not in sources
+
+
+# Loaded by every Python process of a run (driver and spawned workers) through PYTHONPATH:
+# every test label moves to the next class, so test accuracies change and nothing else does.
+_SCRAMBLE_TEST_LABELS = """
+import wrapper.qat.data as data
+
+_load = data._LOADERS["digits"]
+
+
+def _scrambled(spec):
+    bundle = _load(spec)
+    bundle.test.labels = (bundle.test.labels + 1) % bundle.num_classes
+    return bundle
+
+
+data._LOADERS["digits"] = _scrambled
+"""
+
+
+def test_the_test_split_never_reaches_selection(tmp_path: Path, repo_root: Path) -> None:
+    """Scrambling every test label changes the reported test accuracy but not one search score
+    nor which candidates survive: the test split takes part in no decision."""
+    sets = ["search.parents=4", "search.offspring=4", "search.generations=1",
+            "search.bits=[4,8]", "qat.float_epochs=1", "final.points=2", "final.seeds=1",
+            "mapper.max_evaluations=100", "data.resolution=16"]
+    clean = tmp_path / "clean"
+    _finish(_explore(repo_root, clean, sets))
+    float_start = next((clean / "checkpoints").glob("float-*.pt"))  # trained on train/val only
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_SCRAMBLE_TEST_LABELS)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), str(repo_root)])}
+    scrambled = tmp_path / "scrambled"
+    _finish(_explore(repo_root, scrambled, [*sets, f"qat.float_checkpoint={float_start}"],
+                     env=env))
+
+    assert (scrambled / "candidates.csv").read_text() == (clean / "candidates.csv").read_text()
+    runs = [json.loads((out / "pareto.json").read_text()) for out in (clean, scrambled)]
+    assert [(p["bits"], p["objectives"]) for p in runs[0]["points"]] == \
+        [(p["bits"], p["objectives"]) for p in runs[1]["points"]]
+
+    def finals(run: dict) -> list[dict]:
+        return [entry["final"] for entry in run["points"] + run["uniform"]]
+
+    assert [f["val_accuracy_mean"] for f in finals(runs[0])] == \
+        [f["val_accuracy_mean"] for f in finals(runs[1])]
+    assert [f["test_accuracy_mean"] for f in finals(runs[0])] != \
+        [f["test_accuracy_mean"] for f in finals(runs[1])]
 
 
 def _generations(store: Path) -> int:

@@ -41,11 +41,19 @@ def _write_image_folder(root: Path, classes: tuple[str, ...] = ("cat", "dog")) -
 def test_digits_split_is_fixed_by_seed_and_resized_to_three_channels() -> None:
     first, again = load_data(DataSpec(seed=3)), load_data(DataSpec(seed=3))
     other = load_data(DataSpec(seed=4))
-    assert first.num_classes == 10 and len(first.train) + len(first.val) == 1797
-    assert len(first.val) == round(1797 * 0.2)
+    assert first.num_classes == 10
+    assert len(first.train) + len(first.val) + len(first.test) == 1797
+    assert len(first.val) == len(first.test) == round(1797 * 0.2)
+    # The three splits are disjoint: no image serves two purposes.
+    rows = [tuple(t.flatten().tolist()) for split in (first.train, first.val, first.test)
+            for t in split.images]
+    assert len(set(rows)) == len({tuple(t.flatten().tolist()) for t in first.train.images}) \
+        + len({tuple(t.flatten().tolist()) for t in first.val.images}) \
+        + len({tuple(t.flatten().tolist()) for t in first.test.images})
     image, label = first.train[0]
     assert image.shape == (3, 32, 32) and image.dtype == torch.float32 and 0 <= label < 10
     assert torch.equal(first.val.labels, again.val.labels)
+    assert torch.equal(first.test.labels, again.test.labels)
     assert not torch.equal(first.val.labels, other.val.labels)
     assert image.min() < 0 < image.max()  # normalized: the first layer's input is signed
 
@@ -60,7 +68,9 @@ def test_digits_resolution_and_class_limit_are_honoured() -> None:
 def test_cifar10_batches_folder_loads(tmp_path: Path) -> None:
     _write_cifar(tmp_path / "cifar")
     bundle = load_data(DataSpec(kind="cifar10", root=str(tmp_path / "cifar")))
-    assert (len(bundle.train), len(bundle.val), bundle.num_classes) == (15, 3, 10)
+    # validation is carved from the training batches; the official test batch is the test split
+    assert (len(bundle.train), len(bundle.val), len(bundle.test), bundle.num_classes) == \
+        (12, 3, 3, 10)
     assert bundle.classes[0] == "c0"
     assert bundle.val[0][0].shape == (3, 32, 32)
 
@@ -68,8 +78,9 @@ def test_cifar10_batches_folder_loads(tmp_path: Path) -> None:
 def test_imagenet_folders_load_with_resize_and_centre_crop(tmp_path: Path) -> None:
     _write_image_folder(tmp_path / "imgs")
     bundle = load_data(DataSpec(kind="imagenet", root=str(tmp_path / "imgs"), resolution=16))
-    assert bundle.classes == ("cat", "dog") and len(bundle.train) == 4 and len(bundle.val) == 4
-    image, label = bundle.val[2]
+    assert bundle.classes == ("cat", "dog")
+    assert (len(bundle.train), len(bundle.val), len(bundle.test)) == (3, 1, 4)
+    image, label = bundle.test[2]
     assert image.shape == (3, 16, 16) and label == 1
 
 

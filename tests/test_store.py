@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import GOLDEN_RECORDS
 from wrapper.engine.evaluator import MappingEvaluator
+from wrapper.errors import ConfigError
 from wrapper.explore.store import AccuracyResult, GenerationRecord, LayerResult, Store
 from wrapper.spec.arch import arch_from_dict
 from wrapper.spec.mapping import mapping_from_dict
@@ -102,3 +104,21 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
         assert counts["accuracies"] == len(private) + len(shared)
         assert counts["recomputed"] == len(shared)  # each shared key was written twice
         assert counts["failures"] == 2 * count
+
+
+def test_test_accuracy_round_trips_and_search_scores_have_none(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite") as store:
+        store.put_accuracy(AccuracyResult("search", ((4, 4),), 0.9, "qat-1ep"))
+        store.put_accuracy(AccuracyResult("final", ((4, 4),), 0.9, "retrain-1ep-seed1", 0.85))
+        assert store.get_accuracy("search").test_accuracy is None
+        assert store.get_accuracy("final").test_accuracy == 0.85
+
+
+def test_a_store_of_an_older_schema_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    Store(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+    with pytest.raises(ConfigError) as info:
+        Store(path)
+    assert "schema 1" in str(info.value) and "\n" not in str(info.value)

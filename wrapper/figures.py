@@ -1,6 +1,7 @@
-"""``python -m wrapper.figures [-o DIR] [--evaluations N] [--workers N]``: the paper's hardware
-figures with the built-in engine (``make figures``): MobileNetV1 energy vs uniform weight bits
-on Eyeriss-like and Simba-like, and the energy saved by remapping under packing."""
+"""``python -m wrapper.figures [-o DIR] [--evaluations N] [--workers N] [--run RUN]``: the paper's
+hardware figures with the built-in engine (``make figures``): MobileNetV1 energy vs uniform
+weight bits on Eyeriss-like and Simba-like, and the energy saved by remapping under packing; with
+``--run RUN``, the accuracy-vs-energy figure of a finished explore run instead."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Sequence
 
 from .cli import OneLineParser
 from .errors import QuantMapError, report_error
-from .explore.figures import make_figures
+from .explore.figures import make_figures, run_figure
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -19,8 +20,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--evaluations", type=int, default=3000,
                         help="mapper evaluations per layer (default 3000)")
     parser.add_argument("--workers", type=int, default=2, help="mapper processes (default 2)")
+    parser.add_argument("--run", metavar="RUN", help="results folder of a finished explore run: "
+                        "draw its accuracy-vs-energy figure")
     try:
         args = parser.parse_args(argv)
+        if args.run:
+            print(f"figure: {run_figure(Path(args.run), Path(args.out)).resolve()}")
+            return 0
         points = make_figures(Path(args.out), args.evaluations, args.workers)
     except QuantMapError as exc:
         return report_error(exc)

@@ -1,5 +1,6 @@
-"""``python -m wrapper.report finetune DIR [--points N] [--epochs N]``: steps on a finished explore
-results folder (retrain chosen Pareto points longer)."""
+"""``python -m wrapper.report final DIR [--points N] [--seeds N] [--epochs N]``: steps on a
+finished explore results folder (evaluate more front points, seeds or epochs, and rewrite its
+report). Nothing already in the folder's store is computed again."""
 
 from __future__ import annotations
 
@@ -9,9 +10,7 @@ from typing import Sequence
 
 from .cli import OneLineParser
 from .errors import QuantMapError, report_error
-from .explore.config import load_config
-from .explore.experiment import CONFIG_NAME, Experiment
-from .explore.finetune import finetune, front_genomes
+from .explore.experiment import resolve_config, run_experiment
 from .spec.settings import Rule
 
 
@@ -19,23 +18,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m wrapper.report",
                            description="Steps on a finished explore results folder.")
     sub = parser.add_subparsers(dest="command", required=True)
-    tune = sub.add_parser("finetune", help="retrain chosen Pareto points longer")
-    tune.add_argument("folder", help="results folder of an explore run")
-    tune.add_argument("--points", type=int, default=3, help="how many points (default 3)")
-    tune.add_argument("--epochs", type=int, default=10, help="QAT epochs (default 10)")
+    final = sub.add_parser("final", help="retrain chosen Pareto points and the uniform "
+                                         "references with fresh seeds; rewrite the report")
+    final.add_argument("folder", help="results folder of an explore run")
+    final.add_argument("--points", type=int, help="front points to evaluate")
+    final.add_argument("--seeds", type=int, help="fresh QAT seeds per configuration")
+    final.add_argument("--epochs", type=int, help="QAT epochs of each retraining")
     try:
         args = parser.parse_args(argv)
-        for option, value in (("--points", args.points), ("--epochs", args.epochs)):
-            Rule(int, minimum=1, example=3).check(value, option, "command line")
+        for option, value in (("--points", args.points), ("--seeds", args.seeds),
+                              ("--epochs", args.epochs)):
+            Rule(int, optional=True, minimum=1, example=3).check(value, option, "command line")
         out = Path(args.folder)
-        genomes = front_genomes(out)
-        config = load_config(out / CONFIG_NAME)
-        with Experiment(config, out) as experiment:
-            path = finetune(experiment.accuracy, experiment.executor, genomes, args.points,
-                            args.epochs, out)
+        overrides = {f"final.{name}": value for name, value in
+                     (("points", args.points), ("seeds", args.seeds), ("epochs", args.epochs))
+                     if value is not None}
+        result = run_experiment(resolve_config(None, overrides, out, resume=True), out,
+                                resume=True)
     except QuantMapError as exc:
         return report_error(exc)
-    print(f"fine-tuned: {path.resolve()}")
+    print(f"report: {(result.out / 'report.md').resolve()}")
     return 0
 
 

@@ -4,6 +4,6 @@ Modules, in the order data flows through them: ``config`` (the experiment file),
 (assembles and runs it), ``hardware`` (per-layer mapper jobs and network totals), ``accuracy``
 (QAT jobs), ``nsga2`` (the search), ``store`` (SQLite, the single source for resume),
 ``executors`` (local pool or Ray), ``results`` (what a run produced), ``report`` and ``plots``
-(the results folder), ``finetune`` (chosen points trained longer) and ``figures`` (the paper's
-hardware figures).
+(the results folder), ``headline`` (savings at no accuracy drop against uniform quantization)
+and ``figures`` (the paper's figures).
 """

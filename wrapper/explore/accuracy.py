@@ -11,7 +11,7 @@ import sys
 from dataclasses import asdict, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from tqdm import tqdm
 
@@ -41,6 +41,21 @@ def qat_accuracy(model: str, bits: Genome, data_spec: object, settings: object,
     torch.set_num_threads(threads)
     return evaluate_bit_config(model, bits, cached_data(data_spec), settings,  # type: ignore[arg-type]
                                checkpoint)
+
+
+def final_accuracy(bits: Genome, data_spec: object, settings: object, checkpoint: str,
+                   threads: int) -> tuple[float, float]:
+    """The final-evaluation job: QAT of ``bits`` from the float checkpoint with one fresh seed
+    (``settings.seed``); returns (validation top-1, test top-1). Only this job reads the test
+    split, and only after the search has finished selecting."""
+    import torch
+
+    from ..qat.train import evaluate_checkpoint, finetune
+    torch.set_num_threads(threads)
+    data = cached_data(data_spec)
+    result = finetune(checkpoint, bits, data, settings)  # type: ignore[arg-type]
+    return result.top1, evaluate_checkpoint(result.checkpoint, data, settings,  # type: ignore[arg-type]
+                                            split="test")
 
 
 def float_training(model: object, data_spec: object, settings: object, path: str,
@@ -111,15 +126,19 @@ class Accuracy:
         """The configured net with as many classes as the data has."""
         return replace(self.config.model, num_classes=self.num_classes)
 
-    def key(self, genome: Genome, phase: str) -> str:
-        """(model, data, QAT settings, float start, bits): the identity of one accuracy."""
+    def _key(self, kind: str, genome: Genome, settings: TrainSettings) -> str:
+        """(kind, model, data, QAT settings, float start, bits): the identity of one accuracy."""
         self.float_checkpoint()
         assert self._checkpoint is not None
-        settings = {k: v for k, v in asdict(self.settings(phase)).items()
-                    if k not in ("device", "progress", "num_workers")}
-        return content_hash("accuracy", asdict(self.config.model), asdict(self.config.data),
-                            settings, self.config.qat.threads, self._checkpoint[1],
+        plain = {k: v for k, v in asdict(settings).items()
+                 if k not in ("device", "progress", "num_workers")}
+        return content_hash(kind, asdict(self.config.model), asdict(self.config.data),
+                            plain, self.config.qat.threads, self._checkpoint[1],
                             [list(p) for p in genome])
+
+    def key(self, genome: Genome, phase: str) -> str:
+        """The store key of the search's validation score of ``genome`` in ``phase``."""
+        return self._key("accuracy", genome, self.settings(phase))
 
     def get(self, genome: Genome, phase: str) -> AccuracyResult | None:
         return self.store.get_accuracy(self.key(genome, phase))
@@ -128,25 +147,63 @@ class Accuracy:
                desc: str) -> None:
         """QAT every genome not yet stored for ``phase``, with a progress bar and ETA."""
         self.float_checkpoint(executor)
-        missing = {self.key(g, phase): g for g in genomes if self.get(g, phase) is None}
-        if not missing:
+        settings = self.settings(phase)
+        jobs = {self.key(g, phase): (g, phase, (self.config.model.name, g, self.data_spec,
+                                                 settings, self.float_checkpoint(),
+                                                 self.config.qat.threads))
+                for g in genomes if self.get(g, phase) is None}
+        self._run(jobs, qat_accuracy, executor, f"{desc} QAT", tested=False)
+
+    # -- the final evaluation: fresh seeds, validation and test ------------------------------
+
+    def final_settings(self, index: int) -> TrainSettings:
+        """QAT settings of the index-th final seed: qat.seed + 1 + index, so never the seed
+        whose lucky scores the search selected."""
+        qat, final = self.config.qat, self.config.final
+        return replace(qat.train_settings(final.epochs or qat.epochs), seed=qat.seed + 1 + index)
+
+    def final_keys(self, genome: Genome) -> list[str]:
+        return [self._key("final", genome, self.final_settings(i))
+                for i in range(self.config.final.seeds)]
+
+    def get_final(self, genome: Genome) -> list[AccuracyResult | None]:
+        """The final evaluation of ``genome``, one result per fresh seed (None: not run)."""
+        return [self.store.get_accuracy(key) for key in self.final_keys(genome)]
+
+    def ensure_final(self, genomes: Sequence[Genome], executor: Executor) -> None:
+        """Retrain every genome with every final seed not yet stored (validation and test)."""
+        self.float_checkpoint(executor)
+        jobs = {}
+        for genome in dict.fromkeys(genomes):
+            for index, key in enumerate(self.final_keys(genome)):
+                if self.store.get_accuracy(key) is None:
+                    settings = self.final_settings(index)
+                    jobs[key] = (genome, f"retrain-{settings.epochs}ep-seed{settings.seed}",
+                                 (genome, self.data_spec, settings, self.float_checkpoint(),
+                                  self.config.qat.threads))
+        self._run(jobs, final_accuracy, executor, "final evaluation", tested=True)
+
+    def _run(self, jobs: dict[str, tuple[Genome, str, tuple[object, ...]]],
+             fn: Callable[..., float | tuple[float, float]], executor: Executor, desc: str,
+             tested: bool) -> None:
+        """Run QAT jobs (key -> genome, source, arguments of ``fn``) and store each outcome;
+        ``fn`` returns a validation top-1, or (validation, test) top-1 when ``tested``."""
+        if not jobs:
             return
-        tasks = [Task(key, qat_accuracy, (self.config.model.name, genome, self.data_spec,
-                                          self.settings(phase), self.float_checkpoint(),
-                                          self.config.qat.threads),
-                      kind="qat") for key, genome in missing.items()]
-        with tqdm(total=len(tasks), desc=f"{desc} QAT", unit="cand", file=sys.stderr) as bar:
+        tasks = [Task(key, fn, args, kind="qat") for key, (_, _, args) in jobs.items()]
+        with tqdm(total=len(tasks), desc=desc, unit="run", file=sys.stderr) as bar:
             for outcome in executor.run(tasks):
                 bar.update(1)
-                genome = missing[outcome.key]
+                genome, source, _ = jobs[outcome.key]
                 if outcome.ok:
-                    self.store.put_accuracy(AccuracyResult(outcome.key, genome,
-                                                           float(outcome.value), phase))
+                    val, test = outcome.value if tested else (outcome.value, None)
+                    self.store.put_accuracy(AccuracyResult(
+                        outcome.key, genome, float(val), source,
+                        None if test is None else float(test)))
                     continue
                 self.store.put_failure(outcome.key, "qat", outcome.error, outcome.attempts)
                 if outcome.user_error and outcome.error_type != "DataError":
                     # e.g. training diverged: a property of this bit config, a useless net
                     self.store.put_accuracy(AccuracyResult(outcome.key, genome, 0.0,
-                                                           f"{phase}-failed"))
-
-
+                                                           f"{source}-failed",
+                                                           0.0 if tested else None))

@@ -4,8 +4,10 @@ An `Experiment` is assembled in explicit steps: the constructor only keeps the s
 `prepare` checks everything that needs no training or mapping (data folder, model tracing,
 architecture rendering, word widths); `open` opens the store and starts the executor. Then the
 NSGA-II search runs with every mapper run and QAT run stored in ``DIR/store.sqlite``, so
-``--resume`` (or any later run with the same settings) recomputes nothing, and `collect` turns
-the finished search into a `RunResult` from which the report is written.
+``--resume`` (or any later run with the same settings) recomputes nothing. The search selects on
+validation accuracy only; then `evaluate_final` retrains chosen front points and the uniform
+references with fresh seeds and scores them on validation and test, and `collect` turns it all
+into a `RunResult` from which the report is written.
 """
 
 from __future__ import annotations
@@ -30,15 +32,24 @@ from ..spec.yamlio import load_specs
 from .accuracy import Accuracy, cached_data
 from .config import ArchConfig, ExperimentConfig, load_config, save_config
 from .executors import Executor, make_executor
-from .finetune import finetune
 from .hardware import HardwareCost, layer_precisions
-from .nsga2 import Genome, Objective, SearchResult, nsga2
+from .nsga2 import Genome, Objective, SearchResult, nsga2, uniform_genomes
 from .report import write_report
-from .results import Candidate, FrontPoint, RunResult, point_id
+from .results import Candidate, FrontPoint, Reference, RunResult, SeedScores, point_id
 from .store import Store
 
 STORE_NAME = "store.sqlite"
 CONFIG_NAME = "config.yaml"
+
+
+def choose_points(count: int, points: int) -> list[int]:
+    """Indices of ``points`` evenly spread members of an ordered front of ``count`` (ends
+    included)."""
+    if points >= count:
+        return list(range(count))
+    if points == 1:
+        return [0]
+    return sorted({round(i * (count - 1) / (points - 1)) for i in range(points)})
 
 
 def build_archs(arch: ArchConfig, folder: Path) -> dict[str, Arch]:
@@ -156,11 +167,7 @@ class Experiment:
         total = self.config.search.generations
         desc = f"gen {generation}/{total}"
         unique = list(dict.fromkeys(genomes))
-        groups = self.hardware.missing(unique)
-        if groups:
-            with tqdm(total=len(groups), desc=f"{desc} mapper", unit="job",
-                      file=sys.stderr) as bar:
-                self.hardware.compute(groups, bar.update)
+        self._map(unique, f"{desc} mapper")
         phase = self.phase(generation)
         if self.uses_accuracy:
             self.accuracy.ensure(unique, phase, self.executor, desc)
@@ -169,15 +176,25 @@ class Experiment:
         self.store.put_evaluations(self.run_id, generation, phase, list(zip(genomes, values)))
         return values
 
+    def _map(self, genomes: Sequence[Genome], desc: str) -> None:
+        """Run the mapper for every layer of ``genomes`` not yet stored, with a progress bar."""
+        groups = self.hardware.missing(genomes)
+        if groups:
+            with tqdm(total=len(groups), desc=desc, unit="job", file=sys.stderr) as bar:
+                self.hardware.compute(groups, bar.update)
+
     def search(self, resume: bool = False) -> SearchResult:
         """Run (or continue) the NSGA-II search with this experiment as its evaluator."""
         return nsga2(len(self.layers), self.objectives, _Scorer(self), self.config.search,
                      seed=self.config.seed, store=self.store, run=self.run_id, resume=resume)
 
-    def collect(self, result: SearchResult, seconds: float) -> RunResult:
-        """The finished search as a value: front ordered best first (by the first objective),
-        every scored candidate, and the store's bookkeeping."""
-        candidates = [self.candidate(genome) for genome, _ in result.front]
+    def uniform(self) -> list[Genome]:
+        """The uniform reference configurations: every layer at (b, b), for each searched b."""
+        bits = self.config.search.bits
+        return uniform_genomes(len(self.layers), bits, len(bits))
+
+    def ordered_front(self, result: SearchResult) -> list[Candidate]:
+        """The front's candidates best first by the first objective (the pareto.csv order)."""
         first = self.objectives[0]
         sign = -1.0 if first.maximize else 1.0
 
@@ -185,11 +202,46 @@ class Experiment:
             value = sign * cand.objective(first.name)
             return (value if math.isfinite(value) else math.inf, cand.genome)
 
+        return sorted((self.candidate(genome) for genome, _ in result.front), key=order)
+
+    def evaluate_final(self, result: SearchResult) -> None:
+        """Cost the uniform references; with accuracy as an objective, retrain them and the
+        chosen front points (final.points, evenly spread) with fresh seeds on validation and
+        test. Runs after selection, so no test score can influence which candidates survive."""
+        uniform = self.uniform()
+        # Those the search scored were costed then (a failed layer is retried by a rerun).
+        scored = {genome for _, genome, _, _ in self.store.evaluations(self.run_id)}
+        self._map([g for g in uniform if g not in scored], "uniform references mapper")
+        if not self.uses_accuracy:
+            return
+        front = [cand.genome for cand in self.ordered_front(result)]
+        chosen = [front[i] for i in choose_points(len(front), self.config.final.points)]
+        self.accuracy.ensure_final([*chosen, *uniform], self.executor)
+
+    def seed_scores(self, genome: Genome) -> SeedScores | None:
+        """The final evaluation of ``genome`` when every seed of it is stored, else None."""
+        if not self.uses_accuracy:
+            return None
+        results = self.accuracy.get_final(genome)
+        if any(r is None or r.test_accuracy is None for r in results):
+            return None
+        return SeedScores(tuple(r.accuracy for r in results),  # type: ignore[union-attr]
+                          tuple(r.test_accuracy for r in results))  # type: ignore[union-attr,misc]
+
+    def collect(self, result: SearchResult, seconds: float) -> RunResult:
+        """The finished search as a value: front ordered best first (by the first objective),
+        the uniform references, the final evaluation of both, every scored candidate, and the
+        store's bookkeeping."""
         front = tuple(
             FrontPoint(point_id(i), cand,
                        tuple(layer_precisions(cand.genome, self.config.search.last_outputs_bits)),
-                       tuple(self.hardware.layer_results(cand.genome)))
-            for i, cand in enumerate(sorted(candidates, key=order)))
+                       tuple(self.hardware.layer_results(cand.genome)),
+                       self.seed_scores(cand.genome))
+            for i, cand in enumerate(self.ordered_front(result)))
+        uniform = tuple(Reference(genome[0][1], self.candidate(genome), self.seed_scores(genome))
+                        for genome in self.uniform())
+        final = [self.accuracy.final_settings(i) for i in range(self.config.final.seeds)] \
+            if self.uses_accuracy else []
         scored = tuple((generation, self.candidate(genome, phase))
                        for generation, genome, _, phase in self.store.evaluations(self.run_id))
         return RunResult(
@@ -198,7 +250,8 @@ class Experiment:
             search=result, front=front, scored=scored, store_path=self.store.path,
             store_counts=self.store.counts(), failures=self.store.failures(),
             float_checkpoint=(self.accuracy.float_checkpoint() if self.uses_accuracy else None),
-            seconds=seconds)
+            seconds=seconds, uniform=uniform, final_seeds=tuple(s.seed for s in final),
+            final_epochs=final[0].epochs if final else None)
 
 
 class _Scorer:
@@ -227,15 +280,14 @@ def resolve_config(config_path: str | None, overrides: dict[str, object], out: P
 
 
 def run_experiment(config: ExperimentConfig, out: Path, resume: bool = False) -> RunResult:
-    """Validate, search, report (and fine-tune); returns what the run produced."""
+    """Validate, search (selecting on validation accuracy), evaluate the chosen points and the
+    uniform references (fresh seeds, validation and test), report; returns what the run
+    produced."""
     started = time.perf_counter()
     with Experiment(config, out) as experiment:
         save_config(config, out / CONFIG_NAME)
         search = experiment.search(resume=resume)
+        experiment.evaluate_final(search)
         result = experiment.collect(search, seconds=time.perf_counter() - started)
         write_report(result)
-        if config.finetune.points > 0 and experiment.uses_accuracy:
-            finetune(experiment.accuracy, experiment.executor,
-                     [p.candidate.genome for p in result.front], config.finetune.points,
-                     config.finetune.epochs, out)
     return result

@@ -8,9 +8,14 @@
    packed operands). The difference is the part of the saving that only a joint search finds.
    (How "best mapping found" is formed per width: see ``arch_points``.)
 
+3. For a finished explore run (``--run RUN``): the paper's accuracy-vs-energy figure, test top-1
+   (mean ± std over the final evaluation's seeds) of the uniform configurations as a line and of
+   the mixed-precision front points, read from RUN/pareto.json.
+
 CLI: ``python -m wrapper.figures [-o DIR] [--evaluations N] [--workers N]``; writes
 figures.csv, figures.json, energy_vs_weight_bits.png and remap_savings.png, and prints the table.
-Mapper results go to DIR/store.sqlite, so a second run is instant.
+Mapper results go to DIR/store.sqlite, so a second run is instant. With ``--run RUN`` it writes
+DIR/accuracy_vs_energy.png instead.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Sequence
 
 from tqdm import tqdm
 
-from ..errors import BackendError
+from ..errors import BackendError, ConfigError
 from ..network.layers import extract_layers
 from ..network.mobilenets import build_model
 from ..spec.costmodel import MapperSettings
@@ -33,6 +38,8 @@ from .config import ArchConfig
 from .executors import make_executor
 from .experiment import build_archs
 from .hardware import HardwareCost, LayerJob, cost_model
+from .plots import AccuracyPoint, accuracy_energy_figure
+from .results import is_uniform
 from .store import Store
 
 ARCHS = ("eyeriss", "simba")
@@ -138,6 +145,30 @@ def make_figures(out: Path, evaluations: int, workers: int) -> list[FigurePoint]
     _write(out, points)
     _plot(out, points)
     return points
+
+
+def run_figure(run: Path, out: Path) -> Path:
+    """The accuracy-vs-energy figure of a finished explore run, from its pareto.json alone."""
+    path = run / "pareto.json"
+    if not path.is_file():
+        raise ConfigError("no pareto.json in this folder", file=str(run), field="--run",
+                          fix="give the results folder of a finished explore run")
+    document = json.loads(path.read_text())
+
+    def points(entries: list[dict], label: str) -> list[AccuracyPoint]:
+        return [AccuracyPoint(label.format(**e), e["objectives"]["energy_pj"],
+                              e["final"]["test_accuracy_mean"], e["final"]["test_accuracy_std"])
+                for e in entries if e.get("final", {}).get("test_accuracy_mean") is not None
+                and e["objectives"].get("energy_pj") is not None]
+
+    uniform = points(document.get("uniform", []), "{bits}b")
+    front = points([p for p in document["points"] if not is_uniform(p["bits"])], "{id}")
+    if not uniform and not front:
+        raise ConfigError("the run has no test accuracies (no final evaluation)",
+                          file=str(path), field="final",
+                          fix="use a run with accuracy among its objectives")
+    return accuracy_energy_figure(uniform, front, f"run {document['run']}",
+                                  out / "accuracy_vs_energy.png")
 
 
 def _write(out: Path, points: Sequence[FigurePoint]) -> None:

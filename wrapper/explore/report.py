@@ -1,8 +1,14 @@
 """The results folder of an explore run, written from its `RunResult` (atomically).
 
-Folder layout: config.yaml, run.json, report.md, pareto.csv, pareto.json, candidates.csv,
-arch/ (the Timeloop spec used), mappings/<id>/ (per-layer best mapping and problem YAML),
-plots/ (pareto.png, bits.png, energy_breakdown.png), finetune.csv and finetune/<id>.pt.
+Folder layout: config.yaml, run.json, report.md (opening with the computed headline),
+pareto.csv, pareto.json (front points and uniform references), candidates.csv, arch/ (the
+Timeloop spec used), mappings/<id>/ (per-layer best mapping and problem YAML), plots/
+(pareto.png, bits.png, energy_breakdown.png, accuracy_vs_energy.png).
+
+Two kinds of accuracy appear, always under different names: ``val_accuracy`` is the score the
+search selected on (one QAT seed, validation split; the best of many noisy scores, so biased
+upward), and ``val_accuracy_mean``/``test_accuracy_mean`` (with ``_std``) come from the final
+evaluation: fresh seeds, the validation split and the test split no decision ever saw.
 """
 
 from __future__ import annotations
@@ -17,11 +23,12 @@ from ..network.layers import layer_to_problem
 from ..spec.mapping import dump_mapping
 from ..spec.problem import dump_problem
 from ..spec.yamlio import write_text_atomic
+from .headline import HeadlineRow, Saving, headline
 from .nsga2 import Genome
 from .plots import write_plots
-from .results import Candidate, FrontPoint, RunResult
+from .results import Candidate, FrontPoint, RunResult, SeedScores
 
-COLUMNS = {"accuracy": "accuracy", "energy": "energy_pj", "latency": "latency_cycles",
+COLUMNS = {"accuracy": "val_accuracy", "energy": "energy_pj", "latency": "latency_cycles",
            "edp": "edp_pj_cycles", "dram_accesses": "dram_accesses", "memory": "memory_bits"}
 
 
@@ -40,6 +47,18 @@ def objective_values(candidate: Candidate) -> dict[str, float | int | None]:
         if name != "accuracy":
             out[COLUMNS[name]] = _number(candidate.hardware.objective(name))
     return out
+
+
+FINAL_COLUMNS = ("val_accuracy_mean", "val_accuracy_std", "test_accuracy_mean",
+                 "test_accuracy_std", "seeds")
+
+
+def final_values(final: SeedScores | None) -> dict[str, float | int | None]:
+    """The final-evaluation columns (all None when the configuration was not evaluated)."""
+    if final is None:
+        return dict.fromkeys(FINAL_COLUMNS)
+    return dict(zip(FINAL_COLUMNS, (final.val_mean, final.val_std, final.test_mean,
+                                    final.test_std, len(final.test))))
 
 
 def _layer_rows(result: RunResult, point: FrontPoint) -> list[dict[str, Any]]:
@@ -71,20 +90,32 @@ def _source(candidate: Candidate) -> str | None:
 
 
 def write_pareto(result: RunResult) -> None:
-    """pareto.csv (one row per point, per-layer bits as columns) and pareto.json (per layer
-    Inputs/Weights/Outputs widths and all objectives)."""
-    header = ["id", *COLUMNS.values(), "accuracy_source", *_bits_columns(len(result.layers))]
+    """pareto.csv (one row per front point, then one per uniform reference U<b>; per-layer bits
+    as columns) and pareto.json (per layer Inputs/Weights/Outputs widths, all objectives, the
+    final evaluation; the uniform references under "uniform")."""
+    header = ["id", *COLUMNS.values(), *FINAL_COLUMNS, "accuracy_source",
+              *_bits_columns(len(result.layers))]
     rows, points = [], []
     for point in result.front:
         cand = point.candidate
         values = objective_values(cand)
-        rows.append([point.id, *values.values(), _source(cand), *_flat_bits(cand.genome)])
-        points.append({"id": point.id, "objectives": values, "accuracy_source": _source(cand),
+        final = final_values(point.final)
+        rows.append([point.id, *values.values(), *final.values(), _source(cand),
+                     *_flat_bits(cand.genome)])
+        points.append({"id": point.id, "objectives": values, "final": final,
+                       "accuracy_source": _source(cand),
                        "bits": [list(pair) for pair in cand.genome],
                        "layers": _layer_rows(result, point)})
+    uniform = []
+    for ref in result.uniform:
+        values, final = objective_values(ref.candidate), final_values(ref.final)
+        rows.append([ref.id, *values.values(), *final.values(), _source(ref.candidate),
+                     *_flat_bits(ref.candidate.genome)])
+        uniform.append({"id": ref.id, "bits": ref.bits, "objectives": values, "final": final})
     write_text_atomic(csv_text(header, rows), result.out / "pareto.csv")
     document = {"run": result.run_id, "objectives": list(result.config.search.objectives),
-                "points": points}
+                "final_seeds": list(result.final_seeds), "final_epochs": result.final_epochs,
+                "points": points, "uniform": uniform}
     write_text_atomic(json.dumps(document, indent=1) + "\n", result.out / "pareto.json")
 
 
@@ -109,12 +140,65 @@ def write_mappings(result: RunResult) -> None:
                 dump_mapping(layer_result.mapping, folder / f"{stem}.map.yaml")
 
 
+def _scores(scores: SeedScores) -> str:
+    return f"{scores.test_mean:.3f} ± {scores.test_std:.3f}"
+
+
+def _saving_cells(saving: Saving | None) -> list[str]:
+    if saving is None:
+        return ["none at no drop", "", ""]
+    return [f"{100 * saving.saving:.1f}%", saving.point,
+            f"{_scores(saving.point_scores)} vs {_scores(saving.reference_scores)}"]
+
+
+def headline_lines(result: RunResult, rows: list[HeadlineRow]) -> list[str]:
+    """The opening table of report.md: savings at no test-accuracy drop (or why there is none)."""
+    if not rows:
+        return ["No headline: accuracy is not an objective of this run, so nothing was "
+                "evaluated on the test split.", ""]
+    widest = max(result.config.search.bits)
+    lines = [f"| objective | saving vs uniform {widest}-bit | point | test top-1 (point vs "
+             f"U{widest}) | saving vs cheapest uniform as accurate | point | uniform | "
+             "test top-1 (point vs uniform) |", "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        same = _saving_cells(row.vs_same_accuracy)
+        lines.append(f"| {row.objective} | " + " | ".join(
+            [*_saving_cells(row.vs_widest), same[0], same[1],
+             "" if row.vs_same_accuracy is None else row.vs_same_accuracy.reference, same[2]])
+            + " |")
+    seeds = ", ".join(map(str, result.final_seeds))
+    lines += ["", f"Test top-1 is mean ± std over {len(result.final_seeds)} fresh QAT seeds "
+              f"({seeds}; {result.final_epochs} epoch{'s' if result.final_epochs != 1 else ''} "
+              "each, from the float checkpoint) on the "
+              "test split, which no training or selection decision saw. No drop means within "
+              "the larger of the two seed spreads. Savings are of the hardware objective "
+              "against the uniform configuration U<b> (every layer's A and W at b bits).", ""]
+    return lines
+
+
+def _table(result: RunResult, rows: list[tuple[str, Candidate, SeedScores | None]]) -> list[str]:
+    hardware = [c for name, c in COLUMNS.items() if name != "accuracy"]
+    lines = ["| id | search val_accuracy | val mean ± std | test mean ± std | "
+             + " | ".join(hardware) + " |", "|---|" + "---|" * (3 + len(hardware))]
+    for name, cand, final in rows:
+        values = objective_values(cand)
+        search = values.pop(COLUMNS["accuracy"])
+        cells = ["" if search is None else f"{search:.3f}",
+                 "" if final is None else f"{final.val_mean:.3f} ± {final.val_std:.3f}",
+                 "" if final is None else f"{final.test_mean:.3f} ± {final.test_std:.3f}",
+                 *("" if v is None else f"{v:.4g}" for v in values.values())]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def write_summary(result: RunResult) -> None:
-    """run.json (machine-readable) and report.md (what ran, where the accuracy came from)."""
+    """run.json (machine-readable) and report.md (the headline first, then what ran, the front
+    and the uniform references)."""
     config = result.config
     front = [point.candidate for point in result.front]
     sources = sorted({c.accuracy.source for c in front if c.accuracy is not None})
     counts = result.store_counts
+    rows = headline(result)
     summary = {
         "run": result.run_id, "generations": result.search.generations,
         "resumed_from_generation": result.search.resumed_from,
@@ -124,12 +208,24 @@ def write_summary(result: RunResult) -> None:
         "accuracy_proxy": (f"generations < {config.qat.proxy_generations} used "
                            f"{config.qat.proxy_epochs}-epoch QAT"
                            if config.qat.proxy_generations else None),
+        "final_seeds": list(result.final_seeds), "final_epochs": result.final_epochs,
+        "headline": [{"objective": row.objective,
+                      **{name: None if s is None else {
+                          "point": s.point, "reference": s.reference, "saving": s.saving,
+                          "point_test_mean": s.point_scores.test_mean,
+                          "point_test_std": s.point_scores.test_std,
+                          "reference_test_mean": s.reference_scores.test_mean,
+                          "reference_test_std": s.reference_scores.test_std}
+                         for name, s in (("vs_widest_uniform", row.vs_widest),
+                                         ("vs_same_accuracy_uniform", row.vs_same_accuracy))}}
+                     for row in rows],
         "engine": config.engine.name, "store": str(result.store_path),
         "float_checkpoint": result.float_checkpoint,
         "store_counts": counts, "failures": result.failures,
     }
     write_text_atomic(json.dumps(summary, indent=1) + "\n", result.out / "run.json")
-    lines = [f"# QuantMap explore: {config.name}", "",
+    lines = [f"# QuantMap explore: {config.name} — savings at no accuracy drop", "",
+             *headline_lines(result, rows), "## Run", "",
              f"- model {config.model.name} x{config.model.width_mult}, data {config.data.kind} "
              f"({config.data.resolution} px), {len(result.layers)} layers",
              f"- arch {config.arch.template if not config.arch.files else 'files'}, engine "
@@ -137,22 +233,23 @@ def write_summary(result: RunResult) -> None:
              f"({config.mapper.max_evaluations} evaluations/layer)",
              f"- NSGA-II {config.search.parents}+{config.search.offspring}, "
              f"{result.search.generations} generations, seed {config.seed}, objectives "
-             f"{', '.join(config.search.objectives)}",
-             f"- accuracy source: {', '.join(sources) or 'not an objective'}"
+             f"{', '.join(config.search.objectives)}; selected on the validation split only",
+             f"- accuracy source of the search: {', '.join(sources) or 'not an objective'}"
              + (f"; proxy: {summary['accuracy_proxy']}" if summary["accuracy_proxy"] else ""),
              f"- wall time {result.seconds:.0f} s; store {counts['layer_results']} layer results, "
              f"{counts['accuracies']} accuracies, {len(result.failures)} failures", "",
-             "| id | " + " | ".join(COLUMNS.values()) + " |",
-             "|---|" + "---|" * len(COLUMNS)]
-    for point in result.front:
-        values = [("" if v is None else f"{v:.4g}")
-                  for v in objective_values(point.candidate).values()]
-        lines.append(f"| {point.id} | " + " | ".join(values) + " |")
+             "## Pareto front", "",
+             "`search val_accuracy` is the score the search selected on (one seed; the best of "
+             "many noisy scores, so biased upward); the mean ± std columns are the final "
+             "evaluation (fresh seeds), blank for points that were not evaluated.", "",
+             *_table(result, [(p.id, p.candidate, p.final) for p in result.front]), "",
+             "## Uniform references", "",
+             *_table(result, [(r.id, r.candidate, r.final) for r in result.uniform])]
     write_text_atomic("\n".join(lines) + "\n", result.out / "report.md")
 
 
 def write_report(result: RunResult) -> None:
-    """Every file of the results folder except fine-tuning."""
+    """Every file of the results folder."""
     write_pareto(result)
     write_candidates(result)
     write_mappings(result)

@@ -1,10 +1,12 @@
 """What an explore run produced, as plain values: the scored candidates, the ordered front with
-its per-layer results, and the run's bookkeeping. The report and the plots are written from a
+its per-layer results, the uniform reference configurations, the final evaluation (fresh seeds,
+validation and test) of both, and the run's bookkeeping. The report and the plots are written from a
 `RunResult` alone, so they never reach into the live experiment (store, executor, models)."""
 
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -41,6 +43,41 @@ class Candidate:
         return tuple(self.objective(o.name) for o in objectives)
 
 
+@dataclass(frozen=True)
+class SeedScores:
+    """The final evaluation of one configuration: validation and test top-1 of each fresh QAT
+    seed. Unlike the search's score (the luckiest of many), these are unbiased estimates."""
+
+    val: tuple[float, ...]
+    test: tuple[float, ...]
+
+    @staticmethod
+    def _spread(values: tuple[float, ...]) -> float:
+        return statistics.stdev(values) if len(values) > 1 else 0.0
+
+    @property
+    def val_mean(self) -> float:
+        return statistics.fmean(self.val)
+
+    @property
+    def val_std(self) -> float:
+        """Sample standard deviation over seeds (0 with one seed)."""
+        return self._spread(self.val)
+
+    @property
+    def test_mean(self) -> float:
+        return statistics.fmean(self.test)
+
+    @property
+    def test_std(self) -> float:
+        return self._spread(self.test)
+
+
+def is_uniform(genome: Sequence[Sequence[int]]) -> bool:
+    """Every layer's A and W at one width: a uniform configuration, not mixed precision."""
+    return len({bit for pair in genome for bit in pair}) == 1
+
+
 def point_id(index: int) -> str:
     """The id of the index-th front member in every results file (P01, P02, ...)."""
     return f"P{index + 1:02d}"
@@ -54,6 +91,7 @@ class FrontPoint:
     candidate: Candidate
     precisions: tuple[Precision, ...]
     layer_results: tuple[LayerResult | None, ...]
+    final: SeedScores | None = None  # None: not among the points chosen for final evaluation
 
     def energy_by_level(self) -> dict[str, float]:
         """Network energy (pJ) per storage level, outermost first, plus the MACs."""
@@ -65,6 +103,20 @@ class FrontPoint:
                 totals[level.name] = totals.get(level.name, 0.0) + level.energy_pj
             totals["MAC"] = totals.get("MAC", 0.0) + result.stats.mac_energy_pj
         return totals
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A uniform configuration (every layer's A and W at ``bits``), the baseline the paper
+    compares against; always costed, and retrained like the chosen front points."""
+
+    bits: int
+    candidate: Candidate
+    final: SeedScores | None = None
+
+    @property
+    def id(self) -> str:
+        return f"U{self.bits}"
 
 
 @dataclass(frozen=True)
@@ -85,3 +137,6 @@ class RunResult:
     failures: list[dict[str, Any]] = field(default_factory=list)
     float_checkpoint: str | None = None
     seconds: float = 0.0
+    uniform: tuple[Reference, ...] = ()
+    final_seeds: tuple[int, ...] = ()  # the QAT seeds of the final evaluation
+    final_epochs: int | None = None

@@ -7,7 +7,9 @@ Three kinds of rows, each written in its own atomic transaction:
   those parts, so a result can never be filed under the wrong bit widths or mapper settings
   (docs/search.md). A second key, the packing-signature key, lets precisions that pack identically
   share one mapper run.
-- accuracies: top-1 of one bit configuration, keyed by (model, data, QAT settings, bits).
+- accuracies: top-1 of one bit configuration, keyed by (model, data, QAT settings, bits): the
+  validation top-1 the search selects on, and for the final evaluation (fresh seeds) also the
+  test top-1, which the search never reads.
 - generations: the population of one search generation of one run, so a killed run continues
   from its last finished generation; evaluations: every candidate a run scored, per generation.
 
@@ -30,7 +32,8 @@ from ..errors import ConfigError
 from ..spec.mapping import Mapping, mapping_from_dict, mapping_to_dict
 from ..spec.stats import Stats
 
-SCHEMA_VERSION = 1
+# 2: accuracies gained test_accuracy (the held-out test split of the final evaluation).
+SCHEMA_VERSION = 2
 _BUSY_TIMEOUT_S = 60.0
 
 _SCHEMA = """
@@ -50,6 +53,7 @@ CREATE TABLE IF NOT EXISTS accuracies (
     key TEXT PRIMARY KEY,
     bits TEXT NOT NULL,
     accuracy REAL NOT NULL,
+    test_accuracy REAL,
     source TEXT NOT NULL,
     created REAL NOT NULL,
     recomputed INTEGER NOT NULL DEFAULT 0
@@ -93,12 +97,15 @@ class LayerResult:
 
 @dataclass(frozen=True)
 class AccuracyResult:
-    """The stored top-1 of one bit configuration and what produced it (QAT epochs or a proxy)."""
+    """The stored top-1 of one bit configuration and what produced it (QAT epochs or a proxy):
+    ``accuracy`` on the validation split, ``test_accuracy`` on the test split (None for the
+    search's own scores, which never look at the test split)."""
 
     key: str
     bits: tuple[tuple[int, int], ...]
     accuracy: float
     source: str
+    test_accuracy: float | None = None
 
 
 @dataclass(frozen=True)
@@ -137,7 +144,8 @@ class Store:
             if row is None:
                 db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             elif int(row[0]) != SCHEMA_VERSION:
-                raise ConfigError(f"store schema {row[0]} is not {SCHEMA_VERSION}",
+                raise ConfigError(f"store schema {row[0]} is not {SCHEMA_VERSION} (written by "
+                                  "another QuantMap version, which scored accuracy differently)",
                                   file=str(self.path), field="store",
                                   fix="use a new results folder or delete the old store")
 
@@ -196,16 +204,19 @@ class Store:
         """Store one candidate's accuracy (an existing key only counts a recomputation)."""
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO accuracies (key, bits, accuracy, source, created) VALUES"
-                " (?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET recomputed = recomputed + 1",
-                (result.key, json.dumps(result.bits), result.accuracy, result.source, time.time()))
+                "INSERT INTO accuracies (key, bits, accuracy, test_accuracy, source, created)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET"
+                " recomputed = recomputed + 1",
+                (result.key, json.dumps(result.bits), result.accuracy, result.test_accuracy,
+                 result.source, time.time()))
 
     def get_accuracy(self, key: str) -> AccuracyResult | None:
-        row = self._db.execute("SELECT key, bits, accuracy, source FROM accuracies WHERE key = ?",
-                               (key,)).fetchone()
+        row = self._db.execute("SELECT key, bits, accuracy, source, test_accuracy FROM accuracies"
+                               " WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
-        return AccuracyResult(row[0], _bits(json.loads(row[1])), float(row[2]), row[3])
+        return AccuracyResult(row[0], _bits(json.loads(row[1])), float(row[2]), row[3],
+                              None if row[4] is None else float(row[4]))
 
     # -- generations -----------------------------------------------------------------------------
 

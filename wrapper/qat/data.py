@@ -30,19 +30,24 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".w
 _CIFAR_MEAN, _CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 _IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 _CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
-_CIFAR_VAL_FILE = "test_batch"
+_CIFAR_TEST_FILE = "test_batch"
 _IMAGENET_CROP = 0.875  # resize the short side to res / 0.875, then centre-crop res (standard)
 
 
 @dataclass(frozen=True)
 class DataBundle:
-    """Loaded training and validation sets plus what a model needs to know about them."""
+    """Loaded training, validation and test sets plus what a model needs to know about them.
+
+    ``test`` is used in no decision (training or selection), only reported; a hand-made bundle
+    (e.g. a subset for a quick check) may leave it out.
+    """
 
     train: Dataset
     val: Dataset
     num_classes: int
     resolution: int
     classes: tuple[str, ...]
+    test: Dataset | None = None
 
 
 class ImageTensorDataset(Dataset):
@@ -143,11 +148,28 @@ def load_data(spec: DataSpec) -> DataBundle:
     return _LOADERS[spec.kind](spec)
 
 
+def _check_fraction(value: float, name: str) -> None:
+    if not 0.0 < value < 1.0:
+        raise DataError(f"{name} {value} is not between 0 and 1", field=f"data.{name}",
+                        fix="use e.g. 0.2")
+
+
+def _held_out(count: int, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """(held-out, kept) indices of a seeded random split: ``fraction`` of ``count`` held out."""
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    n_out = max(1, round(count * fraction))
+    return order[:n_out], order[n_out:]
+
+
 def _load_digits(spec: DataSpec) -> DataBundle:
-    """scikit-learn's 8x8 digits (1797 images, 10 classes): grey levels 0..16 as 3-channel uint8."""
-    if not 0.0 < spec.val_fraction < 1.0:
-        raise DataError(f"val_fraction {spec.val_fraction} is not between 0 and 1",
-                        field="data.val_fraction", fix="use e.g. 0.2")
+    """scikit-learn's 8x8 digits (1797 images, 10 classes): grey levels 0..16 as 3-channel uint8;
+    test and validation images are drawn first (each a share of all images), the rest trains."""
+    _check_fraction(spec.val_fraction, "val_fraction")
+    _check_fraction(spec.test_fraction, "test_fraction")
+    if spec.val_fraction + spec.test_fraction >= 0.95:
+        raise DataError(f"val_fraction + test_fraction = "
+                        f"{spec.val_fraction + spec.test_fraction:g} leaves almost nothing to "
+                        "train on", field="data.test_fraction", fix="keep the sum below 0.95")
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -157,17 +179,21 @@ def _load_digits(spec: DataSpec) -> DataBundle:
     images, labels, classes = _keep_classes(images, labels, [str(c) for c in range(10)],
                                             spec.max_classes)
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(spec.seed))
+    n_test = max(1, round(len(labels) * spec.test_fraction))
     n_val = max(1, round(len(labels) * spec.val_fraction))
-    val_idx, train_idx = order[:n_val], order[n_val:]
+    test_idx, val_idx, train_idx = order[:n_test], order[n_test:n_test + n_val], \
+        order[n_test + n_val:]
     mean = float(images[train_idx].float().mean() / 255.0)
     std = float(images[train_idx].float().std() / 255.0)
     stats = ((mean,) * 3, (std,) * 3)
-    return DataBundle(
-        train=ImageTensorDataset(images[train_idx], labels[train_idx], spec.resolution, *stats,
-                                 flip=False),  # mirrored digits are different symbols
-        val=ImageTensorDataset(images[val_idx], labels[val_idx], spec.resolution, *stats,
-                               flip=False),
-        num_classes=len(classes), resolution=spec.resolution, classes=tuple(classes))
+
+    def split(index: Tensor) -> ImageTensorDataset:  # mirrored digits are different symbols
+        return ImageTensorDataset(images[index], labels[index], spec.resolution, *stats,
+                                  flip=False)
+
+    return DataBundle(train=split(train_idx), val=split(val_idx), test=split(test_idx),
+                      num_classes=len(classes), resolution=spec.resolution,
+                      classes=tuple(classes))
 
 
 def _keep_classes(images: Tensor, labels: Tensor, classes: list[str],
@@ -180,19 +206,27 @@ def _keep_classes(images: Tensor, labels: Tensor, classes: list[str],
 
 
 def _load_cifar10(spec: DataSpec) -> DataBundle:
-    """The CIFAR-10 'python version' folder: data_batch_1..5 for training, test_batch for val."""
+    """The CIFAR-10 'python version' folder: data_batch_1..5 for training and validation (a
+    seeded ``val_fraction`` of them), test_batch for test."""
     root = _existing_dir(spec.root, "the CIFAR-10 python batches folder (cifar-10-batches-py)")
+    _check_fraction(spec.val_fraction, "val_fraction")
     train_images, train_labels = _read_cifar_batches(root, _CIFAR_TRAIN_FILES)
-    val_images, val_labels = _read_cifar_batches(root, (_CIFAR_VAL_FILE,))
+    test_images, test_labels = _read_cifar_batches(root, (_CIFAR_TEST_FILE,))
     classes = _cifar_class_names(root)
     train_images, train_labels, kept = _keep_classes(train_images, train_labels, classes,
                                                      spec.max_classes)
-    val_images, val_labels, _ = _keep_classes(val_images, val_labels, classes, spec.max_classes)
+    test_images, test_labels, _ = _keep_classes(test_images, test_labels, classes,
+                                                spec.max_classes)
+    val_idx, train_idx = _held_out(len(train_labels), spec.val_fraction, spec.seed)
+
+    def split(images: Tensor, labels: Tensor, flip: bool) -> ImageTensorDataset:
+        return ImageTensorDataset(images, labels, spec.resolution, _CIFAR_MEAN, _CIFAR_STD,
+                                  flip=flip)
+
     return DataBundle(
-        train=ImageTensorDataset(train_images, train_labels, spec.resolution, _CIFAR_MEAN,
-                                 _CIFAR_STD, flip=True),
-        val=ImageTensorDataset(val_images, val_labels, spec.resolution, _CIFAR_MEAN, _CIFAR_STD,
-                               flip=False),
+        train=split(train_images[train_idx], train_labels[train_idx], flip=True),
+        val=split(train_images[val_idx], train_labels[val_idx], flip=False),
+        test=split(test_images, test_labels, flip=False),
         num_classes=len(kept), resolution=spec.resolution, classes=tuple(kept))
 
 
@@ -237,8 +271,11 @@ def _cifar_class_names(root: Path) -> list[str]:
 
 
 def _load_imagenet(spec: DataSpec) -> DataBundle:
-    """ImageNet-style folders: root/train/<class>/<image> and root/val/<class>/<image>."""
+    """ImageNet-style folders: root/train/<class>/<image> (training and, a seeded
+    ``val_fraction`` of it, validation) and root/val/<class>/<image> (the official validation
+    images, used here as the test split)."""
     root = _existing_dir(spec.root, "a folder with train/ and val/ class subfolders")
+    _check_fraction(spec.val_fraction, "val_fraction")
     _pil_image()  # fail early, not in the middle of the first epoch
     train_classes = _class_folders(root / "train")
     classes = train_classes[:spec.max_classes] if spec.max_classes else train_classes
@@ -250,11 +287,15 @@ def _load_imagenet(spec: DataSpec) -> DataBundle:
         raise DataError(f"val/ has class folder '{unknown[0]}' that train/ lacks",
                         file=str(root / "val"), field=unknown[0],
                         fix="use the same class folder names under train/ and val/")
-    val_files = _list_images(root / "val", [c for c in val_classes if c in index], index)
-    return DataBundle(train=ImageFolderDataset(train_files, spec.resolution, flip=True),
-                      val=ImageFolderDataset(val_files, spec.resolution, flip=False),
-                      num_classes=len(classes), resolution=spec.resolution,
-                      classes=tuple(classes))
+    test_files = _list_images(root / "val", [c for c in val_classes if c in index], index)
+    val_idx, train_idx = _held_out(len(train_files), spec.val_fraction, spec.seed)
+    return DataBundle(
+        train=ImageFolderDataset([train_files[i] for i in train_idx.tolist()], spec.resolution,
+                                 flip=True),
+        val=ImageFolderDataset([train_files[i] for i in val_idx.tolist()], spec.resolution,
+                               flip=False),
+        test=ImageFolderDataset(test_files, spec.resolution, flip=False),
+        num_classes=len(classes), resolution=spec.resolution, classes=tuple(classes))
 
 
 def _existing_dir(root: str | None, what: str) -> Path:

@@ -39,16 +39,24 @@ class DataSpec:
 
     ``root`` is required for cifar10 (the python batches folder) and imagenet (a folder with
     ``train/`` and ``val/``); digits ignores it. ``max_classes`` keeps the first N classes in sorted
-    order (ImageNet-100 = the first 100 synsets). ``val_fraction`` and ``seed`` fix the digits
-    train/validation split.
+    order (ImageNet-100 = the first 100 synsets).
+
+    Three splits, so that the accuracy a search reports is not the score it selected on:
+    train (weights are fitted on it), validation (the search selects on it) and test (used in no
+    decision, only reported). Digits: ``test_fraction`` and ``val_fraction`` of all images, drawn
+    with ``seed``. CIFAR-10 and ImageNet: validation is ``val_fraction`` of the official training
+    set (drawn with ``seed``), test is the official test batch / ``val/`` folder.
     """
 
     kind: str = setting("digits", choices=DATA_KINDS, help="data set")
     root: str | None = setting(None, help="data folder (not needed for digits)")
     resolution: int = setting(32, minimum=8, maximum=1024, help="input size in pixels")
-    seed: int = setting(0, minimum=0, help="seed of the train/validation split")
+    seed: int = setting(0, minimum=0, help="seed of the train/validation/test split")
     val_fraction: float = setting(0.2, above=0.0, maximum=0.9,
-                                  help="share of digits held out for validation")
+                                  help="share held out for validation (digits: of all images; "
+                                       "others: of the training set)")
+    test_fraction: float = setting(0.2, above=0.0, maximum=0.9,
+                                   help="digits only: share of all images held out for test")
     max_classes: int | None = setting(None, minimum=2, help="keep the first N classes")
 
 

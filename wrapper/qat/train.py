@@ -250,8 +250,9 @@ def evaluate_bit_config(model_name: str, bits: Iterable[Sequence[int]],
 
 
 def evaluate_checkpoint(checkpoint: Checkpoint | str | Path, data: DataBundle | DataSpec,
-                        settings: TrainSettings) -> float:
-    """Top-1 (0..1) of a saved float or quantized checkpoint on the validation set."""
+                        settings: TrainSettings, split: str = "val") -> float:
+    """Top-1 (0..1) of a saved float or quantized checkpoint on the validation set, or on the
+    test set (``split="test"``), which no training or selection decision ever sees."""
     _check_settings(settings)
     saved = _resolve_checkpoint(checkpoint)
     source = _checkpoint_source(checkpoint)
@@ -265,7 +266,12 @@ def evaluate_checkpoint(checkpoint: Checkpoint | str | Path, data: DataBundle | 
     except RuntimeError:
         raise ConfigError("checkpoint weights do not fit its own model description",
                           file=source, field="state_dict", fix="re-create the checkpoint") from None
-    return evaluate(net, _resolve_data(data).val, settings)
+    bundle = _resolve_data(data)
+    dataset = {"val": bundle.val, "test": bundle.test}[split]
+    if dataset is None:
+        raise DataError("this data has no test split", field="data",
+                        fix="load the data with load_data, which always holds one")
+    return evaluate(net, dataset, settings)
 
 
 def _cpu_state(net: nn.Module) -> dict[str, torch.Tensor]:

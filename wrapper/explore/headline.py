@@ -1,0 +1,97 @@
+"""The paper's headline, computed from a run instead of claimed: for each searched hardware
+objective, the largest saving a mixed-precision front point achieves at no accuracy drop
+
+1. against uniform 8-bit (the widest searched width), and
+2. against the cheapest uniform configuration that is as accurate as the point (counted only when
+   the point is also as accurate as that configuration: a point far below every uniform
+   configuration has no uniform counterpart at its accuracy, and no claim is made for it).
+
+"No accuracy drop" is judged on test accuracy from the final evaluation (fresh seeds, a split no
+decision ever saw), within the measured seed spread: a is at least as accurate as b when
+mean(a) >= mean(b) - max(std(a), std(b)). Points or references without a final evaluation take
+no part, so a claim is never made from the search's own (selection-biased) scores.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+from .results import Candidate, Reference, RunResult, SeedScores, is_uniform
+
+
+@dataclass(frozen=True)
+class Saving:
+    """One saving: ``point`` costs ``1 - saving`` of ``reference`` in the objective."""
+
+    point: str
+    reference: str
+    saving: float
+    point_scores: SeedScores
+    reference_scores: SeedScores
+
+
+@dataclass(frozen=True)
+class HeadlineRow:
+    """The two savings of one hardware objective (None: no point qualifies)."""
+
+    objective: str
+    vs_widest: Saving | None
+    vs_same_accuracy: Saving | None
+
+
+def as_accurate(a: SeedScores, b: SeedScores) -> bool:
+    """a loses no test accuracy against b, within the larger of their seed spreads."""
+    return a.test_mean >= b.test_mean - max(a.test_std, b.test_std)
+
+
+def _cost(candidate: Candidate, objective: str) -> float:
+    value = candidate.objective(objective)
+    return value if candidate.hardware.valid and math.isfinite(value) else math.inf
+
+
+def _saving(point: tuple[str, Candidate, SeedScores], reference: Reference, objective: str
+            ) -> Saving | None:
+    name, candidate, scores = point
+    base = _cost(reference.candidate, objective)
+    cost = _cost(candidate, objective)
+    if not (math.isfinite(base) and math.isfinite(cost)) or base <= 0:
+        return None
+    assert reference.final is not None
+    return Saving(name, reference.id, 1.0 - cost / base, scores, reference.final)
+
+
+def _best(savings: Sequence[Saving | None]) -> Saving | None:
+    found = [s for s in savings if s is not None]
+    return max(found, key=lambda s: (s.saving, s.point_scores.test_mean), default=None)
+
+
+def headline_row(objective: str, points: Sequence[tuple[str, Candidate, SeedScores]],
+                 uniform: Sequence[Reference]) -> HeadlineRow:
+    """Both savings of one objective, from evaluated points (id, candidate, scores) and the
+    uniform references."""
+    references = [r for r in uniform if r.final is not None]
+    widest = max(references, key=lambda r: r.bits, default=None)
+    vs_widest = None if widest is None else _best(
+        [_saving(p, widest, objective) for p in points
+         if as_accurate(p[2], widest.final)])  # type: ignore[arg-type]
+    same: list[Saving | None] = []
+    for point in points:
+        matching = [r for r in references if as_accurate(r.final, point[2])]  # type: ignore[arg-type]
+        cheapest = min(matching, key=lambda r: _cost(r.candidate, objective), default=None)
+        if cheapest is not None and as_accurate(point[2], cheapest.final):  # type: ignore[arg-type]
+            same.append(_saving(point, cheapest, objective))
+    return HeadlineRow(objective, vs_widest, _best(same))
+
+
+def headline(result: RunResult) -> list[HeadlineRow]:
+    """The headline of a run: one row per searched hardware objective (empty without a final
+    evaluation, i.e. when accuracy is not an objective). Front points that are themselves
+    uniform configurations make no claim: they are the references."""
+    points = [(p.id, p.candidate, p.final) for p in result.front
+              if p.final is not None and not is_uniform(p.candidate.genome)]
+    if not any(p.final is not None for p in result.front):
+        return []
+    return [headline_row(name, points, result.uniform)  # type: ignore[arg-type]
+            for name in result.config.search.objectives if name != "accuracy"]
