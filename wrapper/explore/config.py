@@ -28,9 +28,10 @@ from ..spec.settings import field_rules, read_settings, setting
 from ..spec.templates import available_templates
 from ..spec.yamlio import dump_yaml_file, load_yaml_file
 from .executors import EXECUTORS, check_executor_available
-from .nsga2 import SearchSettings
+from .guided import GuidedSettings
 
 OBJECTIVES: tuple[str, ...] = ("accuracy", "energy", "latency", "edp", "dram_accesses", "memory")
+ALGORITHMS: tuple[str, ...] = ("nsga2", "guided")
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,14 @@ class EngineConfig:
 
 
 @dataclass(frozen=True)
-class SearchConfig(SearchSettings):
-    """The NSGA-II settings (docs/search.md; the demo runs 8 generations, the paper 25), the
-    objectives (>= 2, any subset of OBJECTIVES) and the Outputs bits of the last layer."""
+class SearchConfig(GuidedSettings):
+    """The search algorithm and its settings (docs/search.md; the demo runs 8 generations, the
+    paper 25), the objectives (>= 2, any subset of OBJECTIVES) and the Outputs bits of the last
+    layer. ``algorithm``: 'nsga2' is the paper's search (one QAT run per child), 'guided' ranks
+    a large pool of children by predicted accuracy and exact hardware cost and trains only the
+    best (wrapper/explore/guided.py)."""
+
+    algorithm: str = setting("nsga2", choices=ALGORITHMS, help="search algorithm")
 
     generations: int = setting(8, minimum=0, help="generations after the initial population")
     objectives: tuple[str, ...] = setting(("accuracy", "energy", "memory"), choices=OBJECTIVES,

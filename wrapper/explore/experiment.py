@@ -3,9 +3,10 @@
 An `Experiment` is assembled in explicit steps: the constructor only keeps the settings;
 `prepare` checks everything that needs no training or mapping (data folder, model tracing,
 architecture rendering, word widths); `open` opens the store and starts the executor. Then the
-NSGA-II search runs with every mapper run and QAT run stored in ``DIR/store.sqlite``, so
-``--resume`` (or any later run with the same settings) recomputes nothing, and `collect` turns
-the finished search into a `RunResult` from which the report is written.
+configured search (the paper's NSGA-II or the guided search) runs with every mapper run and QAT
+run stored in ``DIR/store.sqlite``, so ``--resume`` (or any later run with the same settings)
+recomputes nothing, and `collect` turns the finished search into a `RunResult` from which the
+report is written.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .accuracy import Accuracy, cached_data
 from .config import ArchConfig, ExperimentConfig, load_config, save_config
 from .executors import Executor, make_executor
 from .finetune import finetune
+from .guided import guided
 from .hardware import HardwareCost, layer_precisions
 from .nsga2 import Genome, Objective, SearchResult, nsga2
 from .report import write_report
@@ -151,16 +153,30 @@ class Experiment:
         accuracy = self.accuracy.get(genome, phase) if self.uses_accuracy else None
         return Candidate(genome, self.hardware.totals(genome), accuracy)
 
+    def _map(self, genomes: Sequence[Genome], desc: str) -> None:
+        """Run the mapper for every layer of ``genomes`` not yet in the store."""
+        groups = self.hardware.missing(genomes)
+        if groups:
+            with tqdm(total=len(groups), desc=f"{desc} mapper", unit="job",
+                      file=sys.stderr) as bar:
+                self.hardware.compute(groups, bar.update)
+
+    def costs(self, genomes: Sequence[Genome], generation: int) -> list[tuple[float, ...]]:
+        """Exact hardware objectives without training (accuracy NaN): what the guided search
+        ranks its pool by before it spends QAT runs."""
+        unique = list(dict.fromkeys(genomes))
+        self._map(unique, f"gen {generation}/{self.config.search.generations} pool")
+        totals = {g: self.hardware.totals(g) for g in unique}
+        return [tuple(math.nan if o.name == "accuracy" else
+                      (totals[g].objective(o.name) if totals[g].valid else math.inf)
+                      for o in self.objectives) for g in genomes]
+
     def score(self, genomes: Sequence[Genome], generation: int) -> list[tuple[float, ...]]:
         """The search's evaluator: map missing layers, QAT missing candidates, read totals."""
         total = self.config.search.generations
         desc = f"gen {generation}/{total}"
         unique = list(dict.fromkeys(genomes))
-        groups = self.hardware.missing(unique)
-        if groups:
-            with tqdm(total=len(groups), desc=f"{desc} mapper", unit="job",
-                      file=sys.stderr) as bar:
-                self.hardware.compute(groups, bar.update)
+        self._map(unique, desc)
         phase = self.phase(generation)
         if self.uses_accuracy:
             self.accuracy.ensure(unique, phase, self.executor, desc)
@@ -170,9 +186,10 @@ class Experiment:
         return values
 
     def search(self, resume: bool = False) -> SearchResult:
-        """Run (or continue) the NSGA-II search with this experiment as its evaluator."""
-        return nsga2(len(self.layers), self.objectives, _Scorer(self), self.config.search,
-                     seed=self.config.seed, store=self.store, run=self.run_id, resume=resume)
+        """Run (or continue) the configured search with this experiment as its evaluator."""
+        algorithm = {"nsga2": nsga2, "guided": guided}[self.config.search.algorithm]
+        return algorithm(len(self.layers), self.objectives, _Scorer(self), self.config.search,
+                         seed=self.config.seed, store=self.store, run=self.run_id, resume=resume)
 
     def collect(self, result: SearchResult, seconds: float) -> RunResult:
         """The finished search as a value: front ordered best first (by the first objective),
@@ -212,6 +229,9 @@ class _Scorer:
 
     def phase(self, generation: int) -> str:
         return self.experiment.phase(generation)
+
+    def costs(self, genomes: Sequence[Genome], generation: int) -> list[tuple[float, ...]]:
+        return self.experiment.costs(genomes, generation)
 
 
 def resolve_config(config_path: str | None, overrides: dict[str, object], out: Path,

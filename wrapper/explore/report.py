@@ -109,6 +109,17 @@ def write_mappings(result: RunResult) -> None:
                 dump_mapping(layer_result.mapping, folder / f"{stem}.map.yaml")
 
 
+def _search_line(search: Any, result: RunResult) -> str:
+    """Which search ran and its budget: population sizes, generations and QAT runs (the
+    accuracies the store holds, a cached run's included)."""
+    name = {"nsga2": "the paper's NSGA-II", "guided": "guided NSGA-II"}[search.algorithm]
+    line = (f"{name} ({search.algorithm}) {search.parents}+{search.offspring}, "
+            f"{result.search.generations} generations")
+    if search.algorithm == "guided":
+        line += f", {search.pool} children priced and predicted per generation"
+    return line + f", {result.store_counts['accuracies']} QAT runs in the store"
+
+
 def write_summary(result: RunResult) -> None:
     """run.json (machine-readable) and report.md (what ran, where the accuracy came from)."""
     config = result.config
@@ -116,7 +127,8 @@ def write_summary(result: RunResult) -> None:
     sources = sorted({c.accuracy.source for c in front if c.accuracy is not None})
     counts = result.store_counts
     summary = {
-        "run": result.run_id, "generations": result.search.generations,
+        "run": result.run_id, "algorithm": config.search.algorithm,
+        "generations": result.search.generations,
         "resumed_from_generation": result.search.resumed_from,
         "seconds": round(result.seconds, 1),
         "layers": len(result.layers), "objectives": list(config.search.objectives),
@@ -135,9 +147,8 @@ def write_summary(result: RunResult) -> None:
              f"- arch {config.arch.template if not config.arch.files else 'files'}, engine "
              f"{config.engine.name}, mapper {config.mapper.metric} "
              f"({config.mapper.max_evaluations} evaluations/layer)",
-             f"- NSGA-II {config.search.parents}+{config.search.offspring}, "
-             f"{result.search.generations} generations, seed {config.seed}, objectives "
-             f"{', '.join(config.search.objectives)}",
+             f"- search {_search_line(config.search, result)}, seed {config.seed}, "
+             f"objectives {', '.join(config.search.objectives)}",
              f"- accuracy source: {', '.join(sources) or 'not an objective'}"
              + (f"; proxy: {summary['accuracy_proxy']}" if summary["accuracy_proxy"] else ""),
              f"- wall time {result.seconds:.0f} s; store {counts['layer_results']} layer results, "
