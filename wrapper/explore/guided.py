@@ -40,13 +40,13 @@ from .nsga2 import (
     Scored,
     SearchResult,
     SearchSettings,
-    _fitness_class,
-    _individuals,
-    _scored,
+    fitness_class,
     initial_population,
     make_offspring,
     mutate,
     pareto_front,
+    to_individuals,
+    to_scored,
 )
 from .store import GenerationRecord, Store
 
@@ -140,7 +140,7 @@ def draw_pool(population: Sequence[Scored], objectives: Sequence[Objective],
               settings: GuidedSettings, rng: random.Random, exclude: set[Genome]) -> list[Genome]:
     """Up to ``settings.pool`` distinct new children: NSGA-II variation, then extra one-gene
     mutations (1 to pool_mutations) so children move further per generation."""
-    parents = _individuals(population, _fitness_class(objectives))
+    parents = to_individuals(population, fitness_class(objectives))
     children = make_offspring(parents, replace(settings, offspring=settings.pool), rng)
     pool: dict[Genome, None] = {}
     for child in children:
@@ -156,9 +156,9 @@ def choose(archive: Sequence[Scored], pool: Sequence[Genome],
            count: int) -> list[Genome]:
     """The ``count`` pool members ranked best among archive plus pool: lowest non-dominated
     front first, then the largest crowding distance (spread along the front), then pool order."""
-    fitness = _fitness_class(objectives)
-    known = _individuals(pareto_front(archive, objectives), fitness)
-    candidates = _individuals(list(zip(pool, predicted)), fitness)
+    fitness = fitness_class(objectives)
+    known = to_individuals(pareto_front(archive, objectives), fitness)
+    candidates = to_individuals(list(zip(pool, predicted)), fitness)
     rank: dict[int, int] = {}
     for level, front in enumerate(tools.sortNondominated(known + candidates,
                                                          len(known) + len(candidates))):
@@ -175,16 +175,16 @@ def guided(n_layers: int, objectives: Sequence[Objective], evaluate: CostEvaluat
            settings: GuidedSettings, *, seed: int = 0, store: Store | None = None, run: str = "",
            resume: bool = False) -> SearchResult:
     """Run (or continue) the surrogate-guided search; same contract as `nsga2.nsga2`."""
-    fitness = _fitness_class(objectives)
+    fitness = fitness_class(objectives)
     archive_run = f"{run}:archive"
     history = store.generations(run) if store is not None and resume else []
     if store is not None and not resume:
         store.drop_generations(run)
         store.drop_generations(archive_run)
-    if history:
+    if store is not None and history:
         start = history[-1].generation
         population = list(history[-1].population)
-        archive = list(next(r.population for r in store.generations(archive_run)  # type: ignore[union-attr]
+        archive = list(next(r.population for r in store.generations(archive_run)
                             if r.generation == start))
     else:
         start = 0
@@ -205,8 +205,9 @@ def guided(n_layers: int, objectives: Sequence[Objective], evaluate: CostEvaluat
             children = choose(archive, pool, predicted, objectives, settings.offspring)
         scored = list(zip(children, evaluate(children, generation))) if children else []
         archive += scored
-        survivors = tools.selNSGA2(_individuals(population + scored, fitness), settings.parents)
-        population = _scored(survivors)
+        survivors = tools.selNSGA2(to_individuals(population + scored, fitness),
+                                   settings.parents)
+        population = to_scored(survivors)
         _journal(store, run, generation, population, archive)
     return SearchResult(tuple(population), tuple(pareto_front(population, objectives)),
                         max(settings.generations, start), start if history else None)
