@@ -133,7 +133,10 @@ class ExperimentConfig:
     data: DataSpec = DataSpec()
     arch: ArchConfig = ArchConfig()
     engine: EngineConfig = EngineConfig()
-    mapper: MapperSettings = MapperSettings(max_evaluations=300)
+    # The mapper's own budget (20,000 evaluations per layer, as `wrapper.map`): smaller budgets
+    # were up to 2.3x (300), 1.5x (3,000) and 1.03x (10,000) worse in EDP on some layers of
+    # MobileNetV1/V2 (benchmarks/bench_mapper_budget.py), for about 3x less mapper time.
+    mapper: MapperSettings = MapperSettings()
     search: SearchConfig = SearchConfig()
     qat: QatConfig = QatConfig()
     finetune: FinetuneConfig = FinetuneConfig()
