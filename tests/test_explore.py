@@ -200,7 +200,8 @@ def _generations(store: Path) -> int:
         return 0
     try:
         with sqlite3.connect(store, timeout=5) as db:
-            return int(db.execute("SELECT COUNT(*) FROM generations").fetchone()[0])
+            return int(db.execute("SELECT COUNT(DISTINCT generation) FROM generations")
+                       .fetchone()[0])
     except sqlite3.OperationalError:  # schema not created yet
         return 0
 
@@ -226,13 +227,17 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.parametrize("search", [["search.algorithm=nsga2"],
+                                    ["search.algorithm=guided", "search.pool=30"]],
+                         ids=["nsga2", "guided"])
 def test_killed_run_resumes_to_the_same_front_recomputing_nothing(tmp_path: Path,
-                                                                  repo_root: Path) -> None:
+                                                                  repo_root: Path,
+                                                                  search: list[str]) -> None:
     reference = tmp_path / "reference"
-    _finish(_explore(repo_root, reference, HW_ONLY))
+    _finish(_explore(repo_root, reference, HW_ONLY + search))
 
     out = tmp_path / "killed"
-    proc = _explore(repo_root, out, HW_ONLY)
+    proc = _explore(repo_root, out, HW_ONLY + search)
     deadline = time.monotonic() + 240
     while _generations(out / "store.sqlite") < 2 and time.monotonic() < deadline:
         assert proc.poll() is None, "the run ended before it could be killed"

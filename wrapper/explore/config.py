@@ -30,9 +30,10 @@ from ..spec.settings import field_rules, read_settings, setting
 from ..spec.templates import available_templates, render_arch
 from ..spec.yamlio import dump_yaml_file, load_yaml_file
 from .executors import EXECUTORS, check_executor_available
-from .nsga2 import SearchSettings
+from .guided import GuidedSettings
 
 OBJECTIVES: tuple[str, ...] = ("accuracy", "energy", "latency", "edp", "dram_accesses", "memory")
+ALGORITHMS: tuple[str, ...] = ("nsga2", "guided")
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,14 @@ class EngineConfig:
 
 
 @dataclass(frozen=True)
-class SearchConfig(SearchSettings):
-    """The NSGA-II settings (docs/search.md; the demo runs 6 generations, the paper 25), the
-    objectives (>= 2, any subset of OBJECTIVES) and the Outputs bits of the last layer."""
+class SearchConfig(GuidedSettings):
+    """The search algorithm and its settings (docs/search.md; the demo runs 6 generations, the
+    paper 25), the objectives (>= 2, any subset of OBJECTIVES) and the Outputs bits of the last
+    layer. ``algorithm``: 'nsga2' is the paper's search (one QAT run per child), 'guided' ranks
+    a large pool of children by predicted accuracy and exact hardware cost and trains only the
+    best (wrapper/explore/guided.py)."""
+
+    algorithm: str = setting("nsga2", choices=ALGORITHMS, help="search algorithm")
 
     generations: int = setting(6, minimum=0, help="generations after the initial population")
     objectives: tuple[str, ...] = setting(("accuracy", "energy", "memory"), choices=OBJECTIVES,
@@ -134,7 +140,10 @@ class ExperimentConfig:
     data: DataSpec = DataSpec()
     arch: ArchConfig = ArchConfig()
     engine: EngineConfig = EngineConfig()
-    mapper: MapperSettings = MapperSettings(max_evaluations=300)
+    # The mapper's own budget (20,000 evaluations per layer, as `wrapper.map`): smaller budgets
+    # were up to 2.3x (300), 1.5x (3,000) and 1.03x (10,000) worse in EDP on some layers of
+    # MobileNetV1/V2 (benchmarks/bench_mapper_budget.py), for about 3x less mapper time.
+    mapper: MapperSettings = MapperSettings()
     search: SearchConfig = SearchConfig()
     qat: QatConfig = QatConfig()
     final: FinalConfig = FinalConfig()

@@ -3,7 +3,8 @@
 An `Experiment` is assembled in explicit steps: the constructor only keeps the settings;
 `prepare` checks everything that needs no training or mapping (data folder, model tracing,
 architecture rendering, word widths); `open` opens the store and starts the executor. Then the
-NSGA-II search runs with every mapper run and QAT run stored in ``DIR/store.sqlite``, so
+configured search (the paper's NSGA-II or the guided search) runs with every
+mapper run and QAT run stored in ``DIR/store.sqlite``, so
 ``--resume`` (or any later run with the same settings) recomputes nothing. The search selects on
 validation accuracy only; then `evaluate_final` retrains chosen front points and the uniform
 references with fresh seeds and scores them on validation and test, and `collect` turns it all
@@ -32,6 +33,7 @@ from ..spec.yamlio import load_specs
 from .accuracy import Accuracy, cached_data
 from .config import ArchConfig, ExperimentConfig, load_config, save_config
 from .executors import Executor, make_executor
+from .guided import guided
 from .hardware import HardwareCost, layer_precisions
 from .nsga2 import Genome, Objective, SearchResult, nsga2, uniform_genomes
 from .report import write_report
@@ -162,6 +164,16 @@ class Experiment:
         accuracy = self.accuracy.get(genome, phase) if self.uses_accuracy else None
         return Candidate(genome, self.hardware.totals(genome), accuracy)
 
+    def costs(self, genomes: Sequence[Genome], generation: int) -> list[tuple[float, ...]]:
+        """Exact hardware objectives without training (accuracy NaN): what the guided search
+        ranks its pool by before it spends QAT runs."""
+        unique = list(dict.fromkeys(genomes))
+        self._map(unique, f"gen {generation}/{self.config.search.generations} pool mapper")
+        totals = {g: self.hardware.totals(g) for g in unique}
+        return [tuple(math.nan if o.name == "accuracy" else
+                      (totals[g].objective(o.name) if totals[g].valid else math.inf)
+                      for o in self.objectives) for g in genomes]
+
     def score(self, genomes: Sequence[Genome], generation: int) -> list[tuple[float, ...]]:
         """The search's evaluator: map missing layers, QAT missing candidates, read totals."""
         total = self.config.search.generations
@@ -184,9 +196,10 @@ class Experiment:
                 self.hardware.compute(groups, bar.update)
 
     def search(self, resume: bool = False) -> SearchResult:
-        """Run (or continue) the NSGA-II search with this experiment as its evaluator."""
-        return nsga2(len(self.layers), self.objectives, _Scorer(self), self.config.search,
-                     seed=self.config.seed, store=self.store, run=self.run_id, resume=resume)
+        """Run (or continue) the configured search with this experiment as its evaluator."""
+        algorithm = {"nsga2": nsga2, "guided": guided}[self.config.search.algorithm]
+        return algorithm(len(self.layers), self.objectives, _Scorer(self), self.config.search,
+                         seed=self.config.seed, store=self.store, run=self.run_id, resume=resume)
 
     def uniform(self) -> list[Genome]:
         """The uniform reference configurations: every layer at (b, b), for each searched b."""
@@ -265,6 +278,9 @@ class _Scorer:
 
     def phase(self, generation: int) -> str:
         return self.experiment.phase(generation)
+
+    def costs(self, genomes: Sequence[Genome], generation: int) -> list[tuple[float, ...]]:
+        return self.experiment.costs(genomes, generation)
 
 
 def resolve_config(config_path: str | None, overrides: dict[str, object], out: Path,

@@ -78,7 +78,7 @@ class _Individual(list):
     fitness: base.Fitness
 
 
-def _fitness_class(objectives: Sequence[Objective]) -> type[base.Fitness]:
+def fitness_class(objectives: Sequence[Objective]) -> type[base.Fitness]:
     weights = tuple(1.0 if o.maximize else -1.0 for o in objectives)
     return type("SearchFitness", (base.Fitness,), {"weights": weights})
 
@@ -137,7 +137,7 @@ def mutate(genome: Genome, bits: Sequence[int], rng: random.Random) -> Genome:
     return genome[:layer] + (tuple(pair),) + genome[layer + 1:]  # type: ignore[return-value]
 
 
-def _individuals(scored: Sequence[Scored], fitness: type[base.Fitness]) -> list[_Individual]:
+def to_individuals(scored: Sequence[Scored], fitness: type[base.Fitness]) -> list[_Individual]:
     out = []
     for genome, values in scored:
         ind = _Individual(genome)
@@ -146,7 +146,7 @@ def _individuals(scored: Sequence[Scored], fitness: type[base.Fitness]) -> list[
     return out
 
 
-def _scored(individuals: Sequence[_Individual]) -> list[Scored]:
+def to_scored(individuals: Sequence[_Individual]) -> list[Scored]:
     return [(tuple(ind), tuple(ind.fitness.values)) for ind in individuals]
 
 
@@ -194,8 +194,9 @@ def make_offspring(parents: list[_Individual], settings: SearchSettings,
 def pareto_front(scored: Sequence[Scored], objectives: Sequence[Objective]) -> list[Scored]:
     """The non-dominated members (first front) of scored genomes, duplicates removed."""
     unique = list(dict(scored).items())
-    individuals = _individuals(unique, _fitness_class(objectives))
-    return _scored(tools.sortNondominated(individuals, len(individuals), first_front_only=True)[0])
+    individuals = to_individuals(unique, fitness_class(objectives))
+    return to_scored(tools.sortNondominated(individuals, len(individuals),
+                                            first_front_only=True)[0])
 
 
 def nsga2(n_layers: int, objectives: Sequence[Objective], evaluate: Evaluator,
@@ -206,28 +207,28 @@ def nsga2(n_layers: int, objectives: Sequence[Objective], evaluate: Evaluator,
     With ``store``, every finished generation is journaled under ``run``; with ``resume`` the
     search starts after the last journaled generation instead of from scratch.
     """
-    fitness = _fitness_class(objectives)
+    fitness = fitness_class(objectives)
     history = store.generations(run) if store is not None and resume else []
     if store is not None and not resume:
         store.drop_generations(run)
     if history:
         start = history[-1].generation
-        population = _individuals(history[-1].population, fitness)
+        population = to_individuals(history[-1].population, fitness)
     else:
         start = 0
         genomes = initial_population(n_layers, settings, seed)
-        population = _individuals(list(zip(genomes, evaluate(genomes, 0))), fitness)
+        population = to_individuals(list(zip(genomes, evaluate(genomes, 0))), fitness)
         _journal(store, run, 0, population)
     for generation in range(start + 1, settings.generations + 1):
         if evaluate.phase(generation) != evaluate.phase(generation - 1):
             genomes = [tuple(ind) for ind in population]
-            population = _individuals(list(zip(genomes, evaluate(genomes, generation))), fitness)
+            population = to_individuals(list(zip(genomes, evaluate(genomes, generation))), fitness)
         rng = _rng(seed, generation)
         children = make_offspring(population, settings, rng)
-        scored = _individuals(list(zip(children, evaluate(children, generation))), fitness)
+        scored = to_individuals(list(zip(children, evaluate(children, generation))), fitness)
         population = tools.selNSGA2(population + scored, settings.parents)
         _journal(store, run, generation, population)
-    final = _scored(population)
+    final = to_scored(population)
     return SearchResult(tuple(final), tuple(pareto_front(final, objectives)),
                         max(settings.generations, start), start if history else None)
 
@@ -235,4 +236,4 @@ def nsga2(n_layers: int, objectives: Sequence[Objective], evaluate: Evaluator,
 def _journal(store: Store | None, run: str, generation: int,
              population: list[_Individual]) -> None:
     if store is not None:
-        store.put_generation(GenerationRecord(run, generation, tuple(_scored(population))))
+        store.put_generation(GenerationRecord(run, generation, tuple(to_scored(population))))

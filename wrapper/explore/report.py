@@ -191,6 +191,17 @@ def _table(result: RunResult, rows: list[tuple[str, Candidate, SeedScores | None
     return lines
 
 
+def _search_line(search: Any, result: RunResult) -> str:
+    """Which search ran and its budget: population sizes, generations and QAT runs (the
+    accuracies the store holds, a cached run's included)."""
+    name = {"nsga2": "the paper's NSGA-II", "guided": "guided NSGA-II"}[search.algorithm]
+    line = (f"{name} ({search.algorithm}) {search.parents}+{search.offspring}, "
+            f"{result.search.generations} generations")
+    if search.algorithm == "guided":
+        line += f", {search.pool} children priced and predicted per generation"
+    return line + f", {result.store_counts['accuracies']} QAT runs in the store"
+
+
 def write_summary(result: RunResult) -> None:
     """run.json (machine-readable) and report.md (the headline first, then what ran, the front
     and the uniform references)."""
@@ -200,7 +211,8 @@ def write_summary(result: RunResult) -> None:
     counts = result.store_counts
     rows = headline(result)
     summary = {
-        "run": result.run_id, "generations": result.search.generations,
+        "run": result.run_id, "algorithm": config.search.algorithm,
+        "generations": result.search.generations,
         "resumed_from_generation": result.search.resumed_from,
         "seconds": round(result.seconds, 1),
         "layers": len(result.layers), "objectives": list(config.search.objectives),
@@ -231,9 +243,9 @@ def write_summary(result: RunResult) -> None:
              f"- arch {config.arch.template if not config.arch.files else 'files'}, engine "
              f"{config.engine.name}, mapper {config.mapper.metric} "
              f"({config.mapper.max_evaluations} evaluations/layer)",
-             f"- NSGA-II {config.search.parents}+{config.search.offspring}, "
-             f"{result.search.generations} generations, seed {config.seed}, objectives "
-             f"{', '.join(config.search.objectives)}; selected on the validation split only",
+             f"- search {_search_line(config.search, result)}, seed {config.seed}, "
+             f"objectives {', '.join(config.search.objectives)}; selected on the validation "
+             "split only",
              f"- accuracy source of the search: {', '.join(sources) or 'not an objective'}"
              + (f"; proxy: {summary['accuracy_proxy']}" if summary["accuracy_proxy"] else ""),
              f"- wall time {result.seconds:.0f} s; store {counts['layer_results']} layer results, "
