@@ -7,7 +7,7 @@ Per record the result is exact (counts, cycles, energy to print precision), appr
 within the build's stated bound) or refused. Nothing the fork accepts may be refused. Builds whose
 plain counts equal the fork's (4a74d71, the fork) must be exact everywhere; later releases count
 some fills differently even without bit widths (v3.0.3: up to 6.7 % less energy on the golden
-records), which bounds their error.
+records without bit widths, up to 9.24 % with them), which bounds their error.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ from wrapper.spec.stats import Stats
 STOCK_BUILDS = [(label, b, "stock") for label, b in builds_of("stock")] + [
     (f"{label} (forced stock)", b, "stock") for label, b in builds_of("native")]
 
-# Energy error bound of a build whose plain counts already differ from the fork's.
-OTHER_RELEASE_ENERGY_BOUND = 0.07
+# Energy error bound of a build whose plain counts already differ from the fork's. v3.0.3 counts
+# Outputs fills differently: measured on the 492 golden records, its stock-mode energy is
+# 0.004 % to 9.24 % below the fork's (up to 6.7 % on records without bit widths).
+OTHER_RELEASE_ENERGY_BOUND = 0.10
 
 
 def _verdict(got: Stats, want: Stats) -> tuple[str, str]:

@@ -20,6 +20,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--evaluations", type=int, default=3000,
                         help="mapper evaluations per layer (default 3000)")
     parser.add_argument("--workers", type=int, default=2, help="mapper processes (default 2)")
+    parser.add_argument("--exact", action="store_true",
+                        help="prove every layer's mapping optimal (slow on Simba at 224 px)")
     parser.add_argument("--run", metavar="RUN", help="results folder of a finished explore run: "
                         "draw its accuracy-vs-energy figure")
     try:
@@ -27,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.run:
             print(f"figure: {run_figure(Path(args.run), Path(args.out)).resolve()}")
             return 0
-        points = make_figures(Path(args.out), args.evaluations, args.workers)
+        points = make_figures(Path(args.out), args.evaluations, args.workers, args.exact)
     except QuantMapError as exc:
         return report_error(exc)
     print(f"{'arch':8s} {'w':>2s} {'k':>2s} {'energy uJ':>11s} {'kept-16b uJ':>12s} {'saved':>6s}")
