@@ -202,6 +202,22 @@ def _search_line(search: Any, result: RunResult) -> str:
     return line + f", {result.store_counts['accuracies']} QAT runs in the store"
 
 
+def _proven_optimal(result: RunResult) -> dict[str, int]:
+    """How many of the front's per-layer mappings carry a certificate of optimality, of those
+    the mapper certified at all (mappers that prove nothing leave no certificate)."""
+    certified = [r.stats.certificate for point in result.front for r in point.layer_results
+                 if r is not None and r.stats.certificate is not None]
+    return {"optimal": sum(c.optimal for c in certified), "certified": len(certified)}
+
+
+def _proven_text(proven: dict[str, int]) -> str:
+    if not proven["certified"]:
+        return "no mapping certificates (the engine's mapper proves nothing)"
+    share = proven["optimal"] / proven["certified"]
+    return (f"{proven['optimal']} of {proven['certified']} front layer mappings "
+            f"({share:.0%}) proven optimal in their constrained mapspace")
+
+
 def write_summary(result: RunResult) -> None:
     """run.json (machine-readable) and report.md (the headline first, then what ran, the front
     and the uniform references)."""
@@ -234,6 +250,7 @@ def write_summary(result: RunResult) -> None:
         "engine": config.engine.name, "store": str(result.store_path),
         "float_checkpoint": result.float_checkpoint,
         "store_counts": counts, "failures": result.failures,
+        "mappings_proven_optimal": _proven_optimal(result),
     }
     write_text_atomic(json.dumps(summary, indent=1) + "\n", result.out / "run.json")
     lines = [f"# QuantMap explore: {config.name} — savings at no accuracy drop", "",
@@ -242,7 +259,8 @@ def write_summary(result: RunResult) -> None:
              f"({config.data.resolution} px), {len(result.layers)} layers",
              f"- arch {config.arch.template if not config.arch.files else 'files'}, engine "
              f"{config.engine.name}, mapper {config.mapper.metric} "
-             f"({config.mapper.max_evaluations} evaluations/layer)",
+             f"({config.mapper.max_evaluations} evaluations/layer); "
+             f"{_proven_text(summary['mappings_proven_optimal'])}",
              f"- search {_search_line(config.search, result)}, seed {config.seed}, "
              f"objectives {', '.join(config.search.objectives)}; selected on the validation "
              "split only",
