@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import QuantMapError, SpecError, unknown_name_fix
+from .entries import entry_frame
 from .settings import Rule
 from .v04 import is_v04, tree_from_nodes
 from .yamlio import load_specs
@@ -383,20 +384,8 @@ def _constraint(entry: Any, where: str, origin: str, source: str | None) -> Cons
     if not isinstance(entry, Mapping) or "target" not in entry or "type" not in entry:
         raise SpecError("constraint needs 'target' and 'type'", file=source, field=where,
                         fix="write '- target: <level>\\n  type: temporal|spatial|bypass'")
-    ctype = entry["type"]
-    if not isinstance(ctype, str) or ctype not in CONSTRAINT_TYPES:
-        raise SpecError(f"unknown constraint type {ctype!r}", file=source, field=f"{where}.type",
-                        fix=unknown_name_fix(str(ctype), CONSTRAINT_TYPES, "types"))
-    target = entry["target"]
-    if not isinstance(target, str):
-        raise SpecError(f"target {target!r} is not a level name", file=source,
-                        field=f"{where}.target", fix="name one storage level")
-    allowed = _CONSTRAINT_KEYS[ctype]
-    for key in entry:
-        if key not in ("target", "type", *allowed):
-            raise SpecError(f"key '{key}' has no meaning in a {ctype} constraint", file=source,
-                            field=f"{where}.{key}",
-                            fix=unknown_name_fix(str(key), allowed, f"keys of {ctype} constraints"))
+    ctype, target = entry_frame(entry, where, source, _CONSTRAINT_KEYS, SpecError,
+                                "constraint", "constraints")
     if ctype in _MINIMUMS:
         if "min" not in entry:
             raise SpecError(f"{ctype} constraint without 'min'", file=source, field=f"{where}.min",

@@ -19,6 +19,7 @@ from ..errors import (
     unknown_name_fix,
 )
 from .arch import Arch, name_list, parse_factors, permutation_text
+from .entries import entry_frame
 from .precision import packing_problem
 from .problem import Problem
 from .settings import Rule
@@ -97,19 +98,8 @@ def mapping_from_dict(data: Any, source: str | None = None) -> Mapping:
             raise MappingError("entry is not a map", file=source, field=where,
                                fix="write '- target: <level>\\n  type: temporal\\n  factors: ...'")
         require_keys(entry, ("target", "type"), where, source, MappingError)
-        etype, target = entry["type"], entry["target"]
-        if not isinstance(etype, str) or etype not in ENTRY_TYPES:
-            raise MappingError(f"unknown entry type {etype!r}", file=source, field=f"{where}.type",
-                               fix=unknown_name_fix(str(etype), ENTRY_TYPES, "types"))
-        if not isinstance(target, str):
-            raise MappingError(f"target {target!r} is not a level name", file=source,
-                               field=f"{where}.target", fix="name one storage level")
-        allowed = _ENTRY_KEYS[etype]
-        for key in entry:
-            if key not in ("target", "type", *allowed):
-                raise MappingError(f"key '{key}' has no meaning in a {etype} entry", file=source,
-                                   field=f"{where}.{key}", fix=unknown_name_fix(
-                                       str(key), allowed, f"keys of {etype} entries"))
+        etype, target = entry_frame(entry, where, source, _ENTRY_KEYS, MappingError,
+                                    "entry", "entries")
         level = merged.setdefault(target, {"target": target})
         if etype in level.get("_types", ()):
             raise MappingError(f"a second {etype} entry for {target}", file=source, field=where,
