@@ -59,8 +59,8 @@ ERT = {"ERT": {"version": 0.3, "tables": [
 ART = {"ART": {"version": 0.3, "tables": [{"name": "system.DRAM", "area": 0.0}]}}
 COMPONENTS = {"compound_components": {"version": 0.3, "classes": [
     {"name": "smartbuffer", "attributes": {"depth": 16}}]}}
-EXPERIMENT = {"name": "corpus", "search": {"generations": 1, "population": 4},
-              "finetune": {"points": 0}}
+EXPERIMENT = {"name": "corpus", "search": {"generations": 1, "parents": 4, "offspring": 4},
+              "final": {"points": 0}}
 
 BASES: dict[str, Any] = {"arch.yaml": ARCH, "problem.yaml": PROBLEM, "mapping.yaml": MAPPING,
                          "constraints.yaml": CONSTRAINTS, "mapper.yaml": MAPPER, "ert.yaml": ERT, "art.yaml": ART,
@@ -237,8 +237,8 @@ FIELDS: list[tuple[str, tuple, list[str]]] = [
     ("exp.yaml", ("search", "generations"), BAD_NUMBERS),
     ("exp.yaml", ("search", "objectives"), ["5", "[]", "[accuracy]", "abc"]),
     ("exp.yaml", ("search", "bits"), ["[]", "[0]", "[2, 99]", "[2.5]", "abc"]),
-    ("exp.yaml", ("finetune", "points"), ["-1", "abc", ".inf", "2.5"]),
-    ("exp.yaml", ("finetune",), ["5", "abc", "[1]"]),
+    ("exp.yaml", ("final", "points"), ["-1", "abc", ".inf", "2.5"]),
+    ("exp.yaml", ("final",), ["5", "abc", "[1]"]),
     ("exp.yaml", ("qat", "device"), ["tpu", "5", "cuda:abc"]),
     ("exp.yaml", ("qat", "lr"), [".nan", "-1", "abc", "0"]),
     ("exp.yaml", ("arch", "template"), ["nope", "5"]),
@@ -346,8 +346,8 @@ def _argument_cases() -> Iterator[Case]:
     yield Case("explore -o file", [*EXPLORE[:-1], "{d}/file"], _files(**blocked), "file")
     yield Case("explore --set bad", ["explore", "--set", "search.generations=abc", "-o",
                                      "{d}/run"], {}, "search.generations")
-    yield Case("report missing folder", ["report", "finetune", "{d}/none"], {}, "none")
-    yield Case("report --points -1", ["report", "finetune", "{d}", "--points", "-1"], {},
+    yield Case("report missing folder", ["report", "final", "{d}/none"], {}, "none")
+    yield Case("report --points -1", ["report", "final", "{d}", "--points", "-1"], {},
                "--points")
     yield Case("mapping no args", ["mapping"], {}, "check")
     yield Case("mapping unknown", ["mapping", "nope", "{d}/arch.yaml"], _files(), "check")

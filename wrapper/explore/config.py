@@ -64,7 +64,8 @@ class SearchConfig(GuidedSettings):
 
     algorithm: str = setting("nsga2", choices=ALGORITHMS, help="search algorithm")
 
-    generations: int = setting(6, minimum=0, help="generations after the initial population")
+    generations: int = setting(6, minimum=0, maximum=100_000,
+                                  help="generations after the initial population")
     objectives: tuple[str, ...] = setting(("accuracy", "energy", "memory"), choices=OBJECTIVES,
                                           help="what the search trades off")
     last_outputs_bits: int = setting(8, minimum=1, maximum=16,

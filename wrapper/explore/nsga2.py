@@ -45,7 +45,8 @@ class SearchSettings:
                                     help="bit widths a layer's A and W are drawn from")
     parents: int = setting(10, minimum=2, help="population size")
     offspring: int = setting(10, minimum=2, help="children per generation")
-    generations: int = setting(25, minimum=0, help="generations after the initial population")
+    generations: int = setting(25, minimum=0, maximum=100_000,
+                                  help="generations after the initial population")
     crossover_prob: float = setting(0.9, minimum=0.0, maximum=1.0, help="crossover probability")
     mutation_prob: float = setting(0.5, minimum=0.0, maximum=1.0, help="mutation probability")
 
