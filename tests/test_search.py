@@ -138,18 +138,21 @@ def test_same_seed_gives_the_same_run_another_seed_a_different_one() -> None:
     assert computed(11)[0] != computed(12)[0]
 
 
-def test_interrupted_run_resumes_to_the_same_front_without_recomputing(tmp_path: Path) -> None:
-    settings = SearchSettings(parents=8, offspring=8, generations=6)
-    reference = nsga2(N_LAYERS, OBJECTIVES, CountingEvaluator(), settings, seed=5)
+@pytest.mark.parametrize("search", ["nsga2", "guided"])
+def test_interrupted_run_resumes_to_the_same_front_without_recomputing(tmp_path: Path,
+                                                                       search: str) -> None:
+    run, settings = {"nsga2": (nsga2, SearchSettings(parents=8, offspring=8, generations=6)),
+                     "guided": (guided, GUIDED)}[search]
+    reference = run(N_LAYERS, OBJECTIVES, CountingEvaluator(), settings, seed=5)
     cache: dict = {}
     with Store(tmp_path / "s.sqlite") as store:
         first = CountingEvaluator(cache, fail_at=4)
         with pytest.raises(KeyboardInterrupt):
-            nsga2(N_LAYERS, OBJECTIVES, first, settings, seed=5, store=store, run="r")
+            run(N_LAYERS, OBJECTIVES, first, settings, seed=5, store=store, run="r")
         assert [g.generation for g in store.generations("r")] == [0, 1, 2, 3]
         second = CountingEvaluator(cache)
-        resumed = nsga2(N_LAYERS, OBJECTIVES, second, settings, seed=5, store=store, run="r",
-                        resume=True)
+        resumed = run(N_LAYERS, OBJECTIVES, second, settings, seed=5, store=store, run="r",
+                      resume=True)
     assert resumed.resumed_from == 3
     assert resumed.population == reference.population
     assert resumed.front == reference.front
@@ -210,20 +213,3 @@ def test_guided_search_spends_evaluations_only_on_new_children_and_beats_nsga2()
     theirs = {g: _scores(g) for g in paper.computed}
     best = pareto_front(list({**mine, **theirs}.items()), OBJECTIVES)
     assert sum(g in mine for g, _ in best) > 1.3 * sum(g in theirs for g, _ in best)
-
-
-def test_guided_search_resumes_to_the_same_front_without_recomputing(tmp_path: Path) -> None:
-    reference = guided(N_LAYERS, OBJECTIVES, CountingEvaluator(), GUIDED, seed=5)
-    cache: dict = {}
-    with Store(tmp_path / "s.sqlite") as store:
-        first = CountingEvaluator(cache, fail_at=4)
-        with pytest.raises(KeyboardInterrupt):
-            guided(N_LAYERS, OBJECTIVES, first, GUIDED, seed=5, store=store, run="r")
-        assert [g.generation for g in store.generations("r")] == [0, 1, 2, 3]
-        second = CountingEvaluator(cache)
-        resumed = guided(N_LAYERS, OBJECTIVES, second, GUIDED, seed=5, store=store, run="r",
-                         resume=True)
-    assert resumed.resumed_from == 3
-    assert resumed.population == reference.population
-    assert resumed.front == reference.front
-    assert not set(second.computed) & set(first.computed)  # nothing computed twice
