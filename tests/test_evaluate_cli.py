@@ -58,7 +58,8 @@ def test_cli_bad_file_exits_2_with_one_line(tmp_path: Path) -> None:
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 
 
-def test_timeloop_engine_without_binaries_is_one_clear_error(tmp_path: Path) -> None:
+def test_timeloop_engine_without_binaries_is_one_clear_error(tmp_path: Path,
+                                                             shared_dir: Path) -> None:
     record = GOLDEN_RECORDS[0]
     env = {"PATH": str(tmp_path), "QUANTMAP_CACHE": str(tmp_path / "cache")}
     proc = subprocess.run([sys.executable, "-m", "wrapper.evaluate", "--engine", "timeloop",
