@@ -8,6 +8,8 @@ energy and cycles. The real stock builds are checked in tests/test_timeloop_stoc
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conftest import GOLDEN_RECORDS, golden_case, golden_energy_table, stats_from_results
 
@@ -126,7 +128,7 @@ def test_r4_r5_turn_stock_counts_into_the_forks_numbers(shared_dir, record) -> N
     assert packed.utilization == pytest.approx(fork.utilization, rel=1e-5)  # printed rounded
 
 
-def test_r5_refuses_tiles_the_fork_cannot_hold() -> None:
+def test_r5_refuses_tiles_the_fork_cannot_hold(shared_dir: Path) -> None:
     record = next(r for r in CROSS if r["case_id"] == "eyeriss__mbv1_L3__i4w4o8")
     _, arch, problem, _ = golden_case(record_id=record["record_id"])
     none = next(r for r in GOLDEN_RECORDS if r["case_id"] == "eyeriss__mbv1_L3__none"
