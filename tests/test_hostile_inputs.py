@@ -1,35 +1,29 @@
 """Every malformed input of the corpus (tests/hostile_corpus.py) is refused by every CLI with one
 line on stderr naming the right file, exit code 2, no traceback, and well within a wall-time cap.
 
-The CLIs run through their ``main(argv)`` in a forked copy of the test process (modules already
-imported, so a case costs milliseconds, and a hang inside C code, e.g. comparing an expanded
-alias bomb, is still caught: the copy is killed at the cap); a few run as real subprocesses.
+The CLIs run through their ``main(argv)`` in a process forked from a multiprocessing fork server
+that has already imported them (so a case costs milliseconds, and a hang inside C code, e.g.
+comparing an expanded alias bomb, is still caught: the process is killed at the cap); a few run
+as real subprocesses.
 An accepted input counts as a failure: `evaluate` may instead report the mapping as
 ``valid: false``, which is how timeloop-model answers a mapping that does not fit.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
-import signal
+import multiprocessing
 import subprocess
 import sys
-import time
-import traceback
 from pathlib import Path
 
 import pytest
+from cli_child import MODULES, run_cli
 from conftest import REPO_ROOT
 from hostile_corpus import Case, corpus
 
 # A hang runs forever; the cap leaves room for importing torch on a loaded 2-core machine.
 WALL_CAP_S = 60.0
-ACCEPTED_EXIT = 99  # the explore CLI accepted its config and would start the search
-MODULES = {"evaluate": "wrapper.evaluate", "map": "wrapper.map", "mapping": "wrapper.mapping",
-           "arch": "wrapper.arch", "workload": "wrapper.workload", "qat": "wrapper.qat.__main__",
-           "explore": "wrapper.explore.__main__", "report": "wrapper.report"}
 CASES = corpus()
 
 
@@ -43,41 +37,25 @@ def _write(case: Case, folder: Path) -> list[str]:
     return [arg.replace("{d}", str(folder)) for arg in case.argv]
 
 
-def _child(module: object, argv: list[str], out: Path, err: Path) -> None:
-    """Run one CLI in the forked copy; never returns."""
-    code = 98
-    try:
-        sys.stdout, sys.stderr = open(out, "w"), open(err, "w")
-        if argv[0] == "explore":
-            def accept(*args: object, **kwargs: object) -> None:
-                os._exit(ACCEPTED_EXIT)
-            module.run_experiment = accept  # type: ignore[attr-defined]
-        code = module.main(argv[1:])  # type: ignore[attr-defined]
-    except BaseException:  # a crash must show up as a traceback, as it would on a terminal
-        traceback.print_exc()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code if isinstance(code, int) else 97)
+def _fork_server() -> multiprocessing.context.ForkServerContext:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["cli_child", *MODULES.values()])
+    return context
+
+
+FORK_SERVER = _fork_server()
 
 
 def _run_forked(argv: list[str], folder: Path) -> tuple[int, str, str]:
-    module = importlib.import_module(MODULES[argv[0]])
     out, err = folder / ".stdout", folder / ".stderr"
-    pid = os.fork()
-    if pid == 0:
-        _child(module, argv, out, err)
-    deadline = time.monotonic() + WALL_CAP_S
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise Hang(" ".join(argv))
-        time.sleep(0.005)
-    return os.waitstatus_to_exitcode(status), out.read_text(), err.read_text()
+    child = FORK_SERVER.Process(target=run_cli, args=(argv, str(out), str(err)))
+    child.start()
+    child.join(WALL_CAP_S)
+    if child.exitcode is None:
+        child.kill()
+        child.join()
+        raise Hang(" ".join(argv))
+    return child.exitcode, out.read_text(), err.read_text()
 
 
 def _run_subprocess(argv: list[str]) -> tuple[int, str, str]:
