@@ -51,6 +51,7 @@ from .pricing import PackedCounts, dataspace_energy, level_cycles
 from .rowkeys import unique_rows
 
 SAFETY = 1e-9
+ANALYSIS_CHUNK = 1 << 15  # nests per analysis call: few calls, bounded memory
 _COUNTS = ("reads", "fills", "updates")
 
 
@@ -81,34 +82,48 @@ def _completions(space: MapSpace, assigned: np.ndarray, low: int) -> tuple[np.nd
     return temporal, spatial
 
 
-def _minimum_counts(space: MapSpace, keeps: tuple[frozenset[str], ...], temporal: np.ndarray,
-                    spatial: np.ndarray, low: int) -> tuple[dict, dict]:
-    """Per (level >= ``low - 1``, dataspace) the minimum of each count over every combination of
-    order classes of the assigned levels, and the instances of each level."""
+def _order_blocks(space: MapSpace, temporal: np.ndarray, low: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Every (row, order-class combination of the assigned levels): row index ``[m]`` and
+    orders ``[m, level, dim]`` (levels below ``low`` keep the default order)."""
     n, levels = temporal.shape[0], temporal.shape[1]
-    big = np.iinfo(np.int64).max
-    mins = {(li, ds): {c: np.full(n, big, dtype=np.int64) for c in _COUNTS}
-            for li in range(low - 1, levels) for ds in keeps[li]}
-    instances: dict[int, np.ndarray] = {}
     nonunit = (temporal[:, low:, :] > 1).reshape(n, -1)
     first, inverse = unique_rows(nonunit)
-    patterns = nonunit[first]
     base = space.default_orders()
-    for p, pattern in enumerate(patterns):
+    index, orders = [], []
+    for p, pattern in enumerate(nonunit[first]):
         rows = np.flatnonzero(inverse == p)
         grid = pattern.reshape(levels - low, len(space.dims))
         classes = [space.order_classes(low + i, frozenset(d for d, on in zip(space.dims, row) if on))
                    for i, row in enumerate(grid)]
-        for combo in itertools.product(*classes):
-            order = np.repeat(base[None], len(rows), axis=0)
-            order[:, low:] = combo
-            raw = analyse(NestBatch(temporal[rows], spatial[rows], order, keeps, space.dims),
-                          space.problem)
-            for (li, ds), counts in mins.items():
-                got = raw[li][ds]
-                instances.setdefault(li, np.zeros(n, dtype=np.int64))[rows] = got.instances
-                for c in _COUNTS:
-                    counts[c][rows] = np.minimum(counts[c][rows], getattr(got, c))
+        combos = np.array([np.stack(c) for c in itertools.product(*classes)], dtype=np.int64)
+        block = np.repeat(base[None], len(combos), axis=0)
+        block[:, low:] = combos
+        index.append(np.repeat(rows, len(combos)))
+        orders.append(np.tile(block, (len(rows), 1, 1)))
+    return np.concatenate(index), np.concatenate(orders)
+
+
+def _minimum_counts(space: MapSpace, keeps: tuple[frozenset[str], ...], temporal: np.ndarray,
+                    spatial: np.ndarray, low: int) -> tuple[dict, dict]:
+    """Per (level >= ``low - 1``, dataspace) the minimum of each count over every combination of
+    order classes of the assigned levels, and the instances of each level. All combinations of
+    all rows go through the analysis together, in chunks, since its cost is mostly per call."""
+    n = temporal.shape[0]
+    big = np.iinfo(np.int64).max
+    mins = {(li, ds): {c: np.full(n, big, dtype=np.int64) for c in _COUNTS}
+            for li in range(low - 1, temporal.shape[1]) for ds in keeps[li]}
+    instances: dict[int, np.ndarray] = {}
+    index, orders = _order_blocks(space, temporal, low)
+    for start in range(0, len(index), ANALYSIS_CHUNK):
+        rows = index[start:start + ANALYSIS_CHUNK]
+        raw = analyse(NestBatch(temporal[rows], spatial[rows], orders[start:start + ANALYSIS_CHUNK],
+                                keeps, space.dims), space.problem)
+        for (li, ds), counts in mins.items():
+            got = raw[li][ds]
+            instances.setdefault(li, np.zeros(n, dtype=np.int64))[rows] = got.instances
+            for c in _COUNTS:
+                np.minimum.at(counts[c], rows, getattr(got, c))
     return mins, instances
 
 

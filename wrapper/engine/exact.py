@@ -239,9 +239,14 @@ class ExactSearch:
         self.keeps = keep_sets(space)
         keep_arrays = [np.array([[ds in kept for ds in space.dataspaces] for kept in combo])
                        for combo in self.keeps]
-        enumerated = [space.enumerate_factors(keep, limit=FLAT_LIMIT) for keep in keep_arrays]
-        if all(complete for _, complete in enumerated):
-            return self.run_flat([rows for rows, _ in enumerated])
+        enumerated = []
+        for keep in keep_arrays:
+            rows = space.enumerate_all(keep, FLAT_LIMIT)
+            if rows is None:
+                break
+            enumerated.append(rows)
+        else:
+            return self.run_flat(enumerated)
         outer, members = outer_assignments(space)
         bounds, groups = [], []
         for k, keep in enumerate(self.keeps):

@@ -169,8 +169,16 @@ class MapSpace:
                 return rows, complete
             limit = 4 * limit if limit is not None else None
 
+    def enumerate_all(self, keep: np.ndarray, limit: int) -> np.ndarray | None:
+        """Every factor choice that fits, or None as soon as a step holds more than ``limit``
+        partial choices (the caller then splits the space instead of sampling it)."""
+        rows, complete = self._enumerate(keep, limit, np.random.default_rng(0), None,
+                                         give_up=True)
+        return rows if complete else None
+
     def _enumerate(self, keep: np.ndarray, limit: int | None, rng: np.random.Generator,
-                   dim_options: Sequence[np.ndarray] | None) -> tuple[np.ndarray, bool]:
+                   dim_options: Sequence[np.ndarray] | None, give_up: bool = False
+                   ) -> tuple[np.ndarray, bool]:
         """Factor choices (n, slots, dims) that fit capacity (with packing) and fan-out.
 
         Each dimension's options are first pruned alone (others 1), then dimensions are added
@@ -179,7 +187,8 @@ class MapSpace:
         (`CapacityCheck.extend`). When a step would test more than ``max(4 * limit, 2**16)``
         (partial choice, option) pairs, a seeded random set of pairs is tested instead, and when
         more than ``limit`` partial choices survive, a seeded random ``limit`` of them is kept;
-        the flag says whether the result is complete.
+        the flag says whether the result is complete. With ``give_up`` an incomplete
+        enumeration stops at the first such step and returns no rows.
         """
         check = self.capacity(keep)
         root = check.root()
@@ -195,6 +204,8 @@ class MapSpace:
             n, m = partial.size, len(options[j])
             if pairs_cap is not None and n * m > pairs_cap:
                 complete = False
+                if give_up:
+                    return np.zeros((0, len(self.slots), len(self.dims)), dtype=np.int64), False
                 flat = np.unique(rng.integers(0, n * m, size=pairs_cap))
                 parent, option = flat // m, flat % m
             else:
@@ -202,6 +213,8 @@ class MapSpace:
             partial = check.extend(partial, j, options[j], parent, option)
             if limit is not None and partial.size > limit:
                 complete = False
+                if give_up:
+                    return np.zeros((0, len(self.slots), len(self.dims)), dtype=np.int64), False
                 partial = partial.take(np.sort(rng.choice(partial.size, limit, replace=False)))
         rows = np.stack([options[j][partial.choice[:, j]] for j in range(len(self.dims))], axis=2)
         return rows[self.splits_ok(rows)], complete
