@@ -19,11 +19,18 @@ from test_mapper_golden import CASES
 
 from wrapper.engine import MappingEvaluator
 from wrapper.engine.batch import evaluate_batch
-from wrapper.engine.bounds import group_bounds
+from wrapper.engine.bounds import compute_bound, group_bounds
 from wrapper.engine.constraints import build_mapspace
-from wrapper.engine.exact import certified_search, order_combos, outer_assignments
+from wrapper.engine.exact import (
+    OUTER_LIMIT,
+    certified_search,
+    order_combos,
+    outer_assignments,
+    outer_group_count,
+)
 from wrapper.errors import SpecError
 from wrapper.spec.arch import Arch, arch_from_dict
+from wrapper.spec.certificate import SIZE, TIME
 from wrapper.spec.costmodel import MapperSettings
 from wrapper.spec.yamlio import parse_yaml_text
 
@@ -134,6 +141,42 @@ def test_group_bounds_never_exceed_a_mapping_of_their_group(small, metric):
         for depth in range(1, len(space.level_names)):
             bound = group_bounds(space, keep, factors, depth, table).metric(metric)
             assert (bound <= values).all(), (depth, factors[np.argmax(bound > values)].tolist())
+
+
+@pytest.mark.parametrize("metric", sorted(METRICS))
+def test_compute_bound_never_exceeds_the_optimum(small, metric):
+    _, _, table, space, _, found = small
+    optimum = min(METRICS[metric](stats) for _, _, stats in found)
+    assert compute_bound(space, table).metric(metric)[0] <= optimum
+
+
+def test_the_time_limit_stops_the_exact_search_with_an_honest_gap(shared_dir):
+    """Out of time before the first group: the sampling mapper answers, and the certificate says
+    the time limit stopped the proof and bounds the gap by the smallest group bound."""
+    case = _case("simba__mbv1_L3__i8w8o8")
+    space = build_mapspace(case.arch, case.problem)
+    result = certified_search(space, case.table, MapperSettings(exact_seconds=1e-9))
+    certificate = result.certificate
+    assert not certificate.optimal and certificate.stopped_by == TIME
+    assert 0 < certificate.lower_bound <= result.stats.edp
+    assert certificate.gap == pytest.approx(result.stats.edp / certificate.lower_bound - 1)
+    proven = certified_search(space, case.table, MapperSettings())
+    assert proven.certificate.optimal and certificate.lower_bound <= proven.stats.edp
+
+
+def test_a_space_with_too_many_outer_groups_is_sampled_against_the_compute_bound(shared_dir):
+    """Two dimensions of 720720 (240 divisors each): listing the outer groups alone would take
+    minutes, so the sampling mapper answers at once with the compute bound as its gap."""
+    case = _case("eyeriss__mbv1_L3__i8w8o8")
+    arch = _arch_constraints_only("eyeriss__mbv1_L3__i8w8o8")
+    bounds = {**case.problem.bounds, "C": 720720, "M": 720720}
+    space = build_mapspace(arch, replace(case.problem, bounds=bounds))
+    assert outer_group_count(space) > OUTER_LIMIT
+    result = certified_search(space, case.table, MapperSettings(max_evaluations=2000))
+    certificate = result.certificate
+    assert result.stats.valid and not certificate.optimal and certificate.stopped_by == SIZE
+    assert certificate.lower_bound == pytest.approx(compute_bound(space, case.table).metric("edp")[0])
+    assert certificate.lower_bound <= result.stats.edp
 
 
 def _random_choices(case_id: str, n: int, seed: int = 0):

@@ -8,7 +8,7 @@ Timeloop mapping YAML to ``DIR/<name>.map.yaml`` (``<name>`` = the mapper sectio
 
 Mapper section keys: ``metric`` or Timeloop's ``optimization-metrics`` (first = metric, second =
 tie-breaker), ``secondary-metric``, ``budget``/``max-evaluations``, ``max-seconds``, ``seed``,
-``exact`` (prove the optimum first; default true) and ``exact-budget``. The built-in mapper's
+``exact`` (prove the optimum first; default true), ``exact-budget`` and ``exact-seconds``. The built-in mapper's
 certificate (optimal, or the gap bound) is the ``certificate`` key of the stats JSON and the
 first line of the mapping file.
 Timeloop's own search knobs (algorithm, threads, victory condition, ...) are accepted and ignored.

@@ -178,3 +178,15 @@ def group_bounds(space: MapSpace, keep: tuple[frozenset[str], ...], assigned: np
             lla = sum((c.reads + c.fills + c.updates for c in packed), lla)
     scale = 1 - SAFETY
     return GroupBounds(energy * scale, cycles * scale, lla)
+
+
+def compute_bound(space: MapSpace, table: EnergyTable | None) -> GroupBounds:
+    """Bounds that hold for every mapping of the space without grouping it: MAC energy, the
+    MACs spread over every MAC unit, no outermost-level accesses."""
+    problem = space.problem
+    units = int(np.prod([np.prod(space.slots[i].fanout) for i in space.spatial_slots],
+                        dtype=np.int64))
+    energy = np.array([problem.macs * compute_energy(space.arch.arithmetic, table)], dtype=float)
+    cycles = np.array([-(-problem.macs // units)], dtype=float)
+    scale = 1 - SAFETY
+    return GroupBounds(energy * scale, cycles * scale, np.zeros(1, dtype=np.int64))

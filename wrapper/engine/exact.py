@@ -31,17 +31,18 @@ is deterministic.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ..errors import MappingError
-from ..spec.certificate import BOUND, BUDGET, EXHAUSTED, SAMPLED, TIME, Certificate
+from ..spec.certificate import BOUND, BUDGET, EXHAUSTED, SAMPLED, SIZE, TIME, Certificate
 from ..spec.costmodel import MapperSettings
 from ..spec.ert import EnergyTable
 from .batch import evaluate_batch
-from .bounds import group_bounds
+from .bounds import compute_bound, group_bounds
 from .evaluator import MappingEvaluator
 from .mapper import MapperResult, metric_array, sampling_search
 from .mapspace import MapSpace
@@ -50,6 +51,7 @@ from .rowkeys import unique_rows
 CHUNK = 1 << 15  # mappings scored per engine call (fewer calls; bounds checked between calls)
 FIRST_CHUNK = 1 << 11  # the first, small chunk of a flat search gives an early incumbent
 FLAT_LIMIT = 1 << 18  # spaces with at most this many factor choices are enumerated at once
+OUTER_LIMIT = 1 << 16  # outer assignments (all keep choices) the exact search bounds one by one
 MAX_DEPTH = 2  # storage levels (outermost first) whose factors the deepest group bound fixes
 
 
@@ -73,6 +75,23 @@ def assignments(space: MapSpace, members: list[np.ndarray], level: int
     assigned = np.stack([np.stack([space.dim_options[j][firsts[j][p[j]]]
                                    for j in range(len(space.dims))], axis=1) for p in picks])
     return assigned, [[parts[j][p[j]] for j in range(len(space.dims))] for p in picks]
+
+
+def outer_group_count(space: MapSpace) -> int:
+    """How many groups `outer_assignments` would make, without making them."""
+    cols = [i for i, s in enumerate(space.slots) if s.level_index == len(space.level_names) - 1]
+    return math.prod(len(unique_rows(opts[:, cols])[0]) for opts in space.dim_options)
+
+
+def space_lower_bound(space: MapSpace, table: EnergyTable | None, metric: str) -> float:
+    """A lower bound on ``metric`` over the whole space: the smallest outer group bound, or the
+    compute bound where the outer groups are too many to list."""
+    keeps = keep_sets(space)
+    if outer_group_count(space) * len(keeps) > OUTER_LIMIT:
+        return float(compute_bound(space, table).metric(metric)[0])
+    outer, _ = outer_assignments(space)
+    return min(float(group_bounds(space, keep, outer, 1, table).metric(metric).min())
+               for keep in keeps)
 
 
 def outer_assignments(space: MapSpace) -> tuple[np.ndarray, list[list[np.ndarray]]]:
@@ -162,8 +181,8 @@ class ExactSearch:
         return factors[index], orders
 
     def _stop_reason(self) -> str | None:
-        limit = self.settings.max_seconds
-        if limit is not None and time.perf_counter() - self.start > limit:
+        limit = min(self.settings.exact_seconds, self.settings.max_seconds or math.inf)
+        if time.perf_counter() - self.start > limit:
             return TIME
         if self.evaluated >= self.settings.exact_budget:
             return BUDGET
@@ -247,6 +266,9 @@ class ExactSearch:
             enumerated.append(rows)
         else:
             return self.run_flat(enumerated)
+        if outer_group_count(space) * len(self.keeps) > OUTER_LIMIT:
+            lower = float(compute_bound(space, self.table).metric(metric)[0])
+            return None, Certificate.build(metric, np.inf, lower, SIZE)
         outer, members = outer_assignments(space)
         bounds, groups = [], []
         for k, keep in enumerate(self.keeps):
@@ -322,10 +344,7 @@ def certified_search(space: MapSpace, table: EnergyTable | None, settings: Mappe
                            certificate, start)
         lower = certificate.lower_bound
     else:
-        keeps = keep_sets(space)
-        outer, _ = outer_assignments(space)
-        lower = min(float(group_bounds(space, keep, outer, 1, table).metric(settings.metric).min())
-                    for keep in keeps)
+        lower = space_lower_bound(space, table, settings.metric)
         choice, certificate = None, None
     sampled = sampling_search(space, table, settings, engine)
     candidates = [sampled]

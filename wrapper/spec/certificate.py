@@ -14,6 +14,7 @@ BOUND = "bound"  # every group not enumerated has a lower bound above the answer
 BUDGET = "budget"  # the evaluation budget ran out first
 TIME = "time"  # the time limit ran out first
 SAMPLED = "sampled"  # only the sampling mapper ran
+SIZE = "size"  # too many outer assignments to bound one by one; only the sampling mapper ran
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,9 @@ class MapperSettings:
     exact: bool = setting(True, help="prove the optimum (branch and bound) before sampling")
     exact_budget: int = setting(2_000_000, minimum=1,
                                 help="mappings the exact search may score")
+    exact_seconds: float = setting(30.0, above=0.0,
+                                   help="time limit of the exact search per layer; then the "
+                                        "sampling mapper runs and the gap is reported")
 
     def key(self) -> str:
         """A stable text of the settings for content-hash cache keys."""
@@ -59,7 +62,7 @@ class CostModel(Protocol):
 # Other spellings of the settings in Timeloop-style mapper sections.
 _ALIASES = {"secondary-metric": "secondary_metric", "budget": "max_evaluations",
             "max-evaluations": "max_evaluations", "max-seconds": "max_seconds",
-            "exact-budget": "exact_budget"}
+            "exact-budget": "exact_budget", "exact-seconds": "exact_seconds"}
 # Timeloop's own mapper knobs: accepted so its mapper files work unchanged, and ignored.
 _TIMELOOP_KEYS = ("out_prefix", "optimization-metrics", "optimization_metrics", "algorithm",
                   "num-threads", "num_threads", "timeout", "victory-condition", "victory_condition",
