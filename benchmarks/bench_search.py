@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ALGORITHMS = ("nsga2", "guided")
 REFERENCE = np.array([0.0, 1.1, 1.1])
 BUDGET = ["data.resolution=16", "qat.epochs=1", "search.parents=10", "search.offspring=10",
-          "finetune.points=0", "executor.workers=2"]
+          "final.points=0", "executor.workers=2"]
 
 
 def run(out: Path, algorithm: str, seed: int, generations: int, extra: list[str]) -> Path:

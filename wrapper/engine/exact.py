@@ -10,7 +10,8 @@ increasing bound order, each enumerated completely and its factor choices filter
 bound before their loop orders are scored (`run`). When the next bound exceeds the best metric
 found, no unscored mapping can beat it and the search stops with the answer proven optimal
 (branch and bound). Otherwise the time or evaluation budget stops it, and the certificate
-reports the gap to the smallest open bound.
+reports the gap to the smallest open bound. A space whose outermost level alone makes more than
+``OUTER_LIMIT`` groups is left to the sampling mapper, with the compute bound as its gap.
 
 Inside a group only provably redundant mappings are skipped:
 
