@@ -121,29 +121,28 @@ def test_explore_on_the_real_tools_matches_timeloop_model_and_the_builtin_engine
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Accelergy had no estimate" not in done.stderr, done.stderr[-3000:]
 
-    experiment = Experiment(load_config(out / "config.yaml"), out)
     cache = tmp_path / "cache" / "quantmap"  # what the run used: the same tables, no new run
     model = TimeloopCostModel(binaries, mode="native", work_root=tmp_path / "work",
                               cache_dir=cache)
     accelergy_cache = AccelergyCache(ACCELERGY, cache / "accelergy")
     worst = 0.0
     checked = 0
-    for point in json.loads((out / "pareto.json").read_text())["points"]:
-        genome = tuple(tuple(pair) for pair in point["bits"])
-        jobs = experiment.hardware.jobs(genome)
-        for job, result in zip(jobs, experiment.hardware.layer_results(genome), strict=True):
-            assert result is not None and result.stats.valid, job.layer
-            real = model.evaluate(job.arch, job.problem, result.mapping)
-            assert not differences(real, result.stats), (job.layer, differences(real,
-                                                                                result.stats))
-            builtin = BuiltinCostModel().evaluate(job.arch, job.problem, result.mapping)
-            assert builtin.cycles == real.cycles
-            worst = max(worst, abs(builtin.energy_pj / real.energy_pj - 1))
-            tables = as_energy_table(accelergy_cache.tables_for(job.arch.spec))
-            same_table = BuiltinCostModel(tables)
-            assert not differences(same_table.evaluate(job.arch, job.problem, result.mapping),
-                                   real, 1e-7, abs_pj=0.1)
-            checked += 1
-    experiment.close()
+    with Experiment(load_config(out / "config.yaml"), out) as experiment:
+        for point in json.loads((out / "pareto.json").read_text())["points"]:
+            genome = tuple(tuple(pair) for pair in point["bits"])
+            jobs = experiment.hardware.jobs(genome)
+            for job, result in zip(jobs, experiment.hardware.layer_results(genome), strict=True):
+                assert result is not None and result.stats.valid, job.layer
+                real = model.evaluate(job.arch, job.problem, result.mapping)
+                assert not differences(real, result.stats), (job.layer, differences(real,
+                                                                                    result.stats))
+                builtin = BuiltinCostModel().evaluate(job.arch, job.problem, result.mapping)
+                assert builtin.cycles == real.cycles
+                worst = max(worst, abs(builtin.energy_pj / real.energy_pj - 1))
+                tables = as_energy_table(accelergy_cache.tables_for(job.arch.spec))
+                same_table = BuiltinCostModel(tables)
+                assert not differences(same_table.evaluate(job.arch, job.problem, result.mapping),
+                                       real, 1e-7, abs_pj=0.1)
+                checked += 1
     print(f"\n{checked} layer results; built-in energy model vs real Accelergy: worst relative difference {worst:.2e}")
     assert checked and worst <= 1e-3

@@ -83,15 +83,18 @@ class QatConfig(TrainSettings):
     ``threads``: PyTorch threads per QAT job; results depend on it, so it is part of the key.
     """
 
-    epochs: int = setting(1, minimum=1, help="QAT epochs per candidate")
+    epochs: int = setting(1, minimum=1, maximum=10_000, help="QAT epochs per candidate")
     lr: float = setting(0.01, above=0.0, help="QAT learning rate")
     progress: bool = setting(False, help="progress bars inside QAT jobs")
-    threads: int = setting(1, minimum=1, help="PyTorch threads per QAT job")
+    threads: int = setting(1, minimum=1, maximum=256, help="PyTorch threads per QAT job")
     float_checkpoint: str | None = setting(None, help="float start (default: train one)")
-    float_epochs: int = setting(8, minimum=1, help="epochs of the float training")
+    float_epochs: int = setting(8, minimum=1, maximum=10_000,
+                               help="epochs of the float training")
     float_lr: float = setting(0.1, above=0.0, help="learning rate of the float training")
-    proxy_epochs: int = setting(1, minimum=1, help="epochs of the cheaper proxy QAT")
-    proxy_generations: int = setting(0, minimum=0, help="generations scored by the proxy")
+    proxy_epochs: int = setting(1, minimum=1, maximum=10_000,
+                               help="epochs of the cheaper proxy QAT")
+    proxy_generations: int = setting(0, minimum=0, maximum=100_000,
+                                    help="generations scored by the proxy")
 
     def train_settings(self, epochs: int) -> TrainSettings:
         """The QAT package's settings for one run of ``epochs`` epochs."""
@@ -107,9 +110,11 @@ class FinalConfig:
     the validation and test splits. The search kept the luckiest of many noisy validation
     scores; these unbiased means and spreads are what the report and headline use."""
 
-    points: int = setting(3, minimum=0, help="front points to evaluate (evenly spread)")
-    seeds: int = setting(3, minimum=1, help="fresh QAT seeds per evaluated configuration")
-    epochs: int | None = setting(None, minimum=1,
+    points: int = setting(3, minimum=0, maximum=10_000,
+                         help="front points to evaluate (evenly spread)")
+    seeds: int = setting(3, minimum=1, maximum=1000,
+                        help="fresh QAT seeds per evaluated configuration")
+    epochs: int | None = setting(None, minimum=1, maximum=10_000,
                                  help="QAT epochs of each retraining (default: qat.epochs)")
 
 
@@ -125,8 +130,8 @@ class ExecutorConfig:
     """
 
     kind: str = setting("local", choices=EXECUTORS, help="local or ray")
-    workers: int = setting(2, minimum=1, help="worker processes / CPUs")
-    retries: int = setting(1, minimum=0, help="extra tries of a crashed job")
+    workers: int = setting(2, minimum=1, maximum=1024, help="worker processes / CPUs")
+    retries: int = setting(1, minimum=0, maximum=100, help="extra tries of a crashed job")
     address: str | None = setting(None, help="Ray cluster address")
     qat_gpus: float = setting(1.0, minimum=0.0, help="GPUs per QAT job on Ray")
 

@@ -57,10 +57,10 @@ ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 class GuidedSettings(SearchSettings):
     """NSGA-II's settings plus the size of the predicted pool and how far children move."""
 
-    pool: int = setting(200, minimum=1, help="children priced and predicted per generation "
-                                             "(guided search)")
-    pool_mutations: int = setting(4, minimum=1, help="most one-gene mutations per pool child "
-                                                     "(guided search)")
+    pool: int = setting(200, minimum=1, maximum=100_000,
+                        help="children priced and predicted per generation (guided search)")
+    pool_mutations: int = setting(4, minimum=1, maximum=1000,
+                                  help="most one-gene mutations per pool child (guided search)")
 
 
 class CostEvaluator(Evaluator, Protocol):

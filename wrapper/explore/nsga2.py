@@ -43,8 +43,8 @@ class SearchSettings:
 
     bits: tuple[int, ...] = setting((2, 3, 4, 5, 6, 7, 8), minimum=1, maximum=16,
                                     help="bit widths a layer's A and W are drawn from")
-    parents: int = setting(10, minimum=2, help="population size")
-    offspring: int = setting(10, minimum=2, help="children per generation")
+    parents: int = setting(10, minimum=2, maximum=100_000, help="population size")
+    offspring: int = setting(10, minimum=2, maximum=100_000, help="children per generation")
     generations: int = setting(25, minimum=0, maximum=100_000,
                                   help="generations after the initial population")
     crossover_prob: float = setting(0.9, minimum=0.0, maximum=1.0, help="crossover probability")

@@ -71,19 +71,20 @@ class TrainSettings:
     factor measured for the candidate's lowest bit widths (``wrapper.qat.recipe``).
     """
 
-    epochs: int = setting(5, minimum=1, help="training epochs")
+    epochs: int = setting(5, minimum=1, maximum=10_000, help="training epochs")
     lr: float = setting(0.1, above=0.0, help="learning rate (cosine schedule)")
     momentum: float = setting(0.9, minimum=0.0, maximum=1.0, help="SGD momentum")
     weight_decay: float = setting(1e-5, minimum=0.0, help="L2 weight decay")
-    batch_size: int = setting(64, minimum=1, help="batch size")
+    batch_size: int = setting(64, minimum=1, maximum=1_000_000, help="batch size")
     seed: int = setting(0, minimum=0, help="seed of initialisation and batch order")
     device: str = setting("cpu", pattern=r"cpu|cuda(:\d+)?", help="cpu, cuda or cuda:N")
     per_channel: bool = setting(False, help="per-channel weight scales")
     quantizer: str = setting(DEFAULT_QUANTIZER, choices=QUANTIZERS,
                              help="quantizer family: learned scales or max-abs scales")
-    calibration_batches: int = setting(8, minimum=0, help="batches that set the quant scales")
-    bn_recalibration_batches: int = setting(8, minimum=0,
+    calibration_batches: int = setting(8, minimum=0, maximum=100_000,
+                                      help="batches that set the quant scales")
+    bn_recalibration_batches: int = setting(8, minimum=0, maximum=100_000,
                                             help="batches that re-estimate BatchNorm statistics")
     scale_lr_by_bits: bool = setting(True, help="scale lr by the lowest bit widths' factor")
-    num_workers: int = setting(0, minimum=0, help="data loader workers")
+    num_workers: int = setting(0, minimum=0, maximum=256, help="data loader workers")
     progress: bool = setting(True, help="show progress bars")
