@@ -21,7 +21,7 @@ from .spec.inputs import SpecInputs, load_inputs
 from .spec.mapping import Mapping, dump_mapping
 from .spec.problem import Problem
 from .spec.stats import Stats
-from .spec.yamlio import write_text_atomic
+from .spec.yamlio import check_file_path, write_text_atomic
 from .timeloop.costmodel import TimeloopCostModel
 from .timeloop.energy_tables import tables_from_inputs
 
@@ -79,16 +79,17 @@ def map_files(paths: Sequence[str | Path], out_dir: str | Path,
     file's stem)."""
     inputs = load_inputs(paths)
     settings = mapper_settings(inputs.data.get("mapper"), inputs.origin.get("mapper"))
+    section = inputs.data.get("mapper") or {}
+    name = OUT_PREFIX.check(section.get("out_prefix") or Path(inputs.origin["problem"]).stem,
+                            "mapper.out_prefix", inputs.origin.get("mapper"))
+    target = check_file_path(Path(out_dir) / f"{name}.map.yaml", "-o")  # before the search
     model = cost_model_for(engine, inputs)
     if engine == "builtin":  # what the constraint resolution relaxed, as Timeloop does
         for note in build_mapspace(inputs.arch, inputs.problem).notes:
             print(f"note: {note}", file=sys.stderr)
     mapping, stats = model.find_mapping(inputs.arch, inputs.problem, settings)
     print_notes(inputs, model)
-    section = inputs.data.get("mapper") or {}
-    name = OUT_PREFIX.check(section.get("out_prefix") or Path(inputs.origin["problem"]).stem,
-                            "mapper.out_prefix", inputs.origin.get("mapper"))
-    path = dump_mapping(mapping, Path(out_dir) / f"{name}.map.yaml")
+    path = dump_mapping(mapping, target)
     if stats.certificate is not None:  # the proof heads the mapping file as a comment
         write_text_atomic(f"# {stats.certificate.comment()}\n{path.read_text()}", path)
     return path, mapping, stats

@@ -22,6 +22,7 @@ from typing import Sequence
 from .backends import ENGINES, map_files
 from .cli import OneLineParser, emit_stats_json, summary
 from .errors import QuantMapError, report_error
+from .spec.yamlio import check_file_path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,6 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--engine", choices=ENGINES, default="builtin")
     try:
         args = parser.parse_args(argv)
+        if args.json_out:
+            check_file_path(args.json_out, "--json")  # before the search, not after it
         path, _, stats = map_files(args.files, args.out_dir, args.engine)
         emit_stats_json(stats, args.json_out)
     except QuantMapError as exc:

@@ -215,6 +215,17 @@ def check_folder_path(path: str | Path, option: str | None = None) -> Path:
     return path
 
 
+def check_file_path(path: str | Path, option: str | None = None) -> Path:
+    """An output file path that can be written (SpecError when it is a folder or a file blocks
+    its folder): checked before long work, so a typo in ``-o`` costs nothing."""
+    path = Path(path)
+    if path.is_dir():
+        raise SpecError("is a folder, not a file", file=str(path), field=option,
+                        fix="give a file path for this output")
+    check_folder_path(path.parent, option)
+    return path
+
+
 def ensure_folder(path: str | Path, option: str | None = None) -> Path:
     """Create an output folder; a path blocked by a file is a SpecError naming it."""
     path = check_folder_path(path, option)
@@ -230,10 +241,7 @@ def write_text_atomic(text: str, path: str | Path, option: str | None = None) ->
     """Write a file via a temporary file and rename, so readers never see half a file; the file
     gets the permissions the umask gives new files. Unwritable paths are SpecErrors (naming
     ``option``, the command-line option that gave the path, if any)."""
-    path = Path(path)
-    if path.is_dir():
-        raise SpecError("is a folder, not a file", file=str(path), field=option,
-                        fix="give a file path for this output")
+    path = check_file_path(path, option)
     ensure_folder(path.parent, option)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
