@@ -1,10 +1,11 @@
-"""The paper's NSGA-II against the guided search for the same QAT budget (run by hand, never
+"""The paper's NSGA-II against the other searches for the same QAT budget (run by hand, never
 in CI). Prints hypervolumes and the QAT runs each search needs.
 
   python benchmarks/bench_search.py [-o DIR] [--seeds 0 1 2] [--generations 5] [--set k=v ...]
+        [--searches nsga2 guided nsga2-sensitivity guided-sensitivity]
 
 Runs the default experiment (test-sized: 16 px digits, 1 QAT epoch, 10 + 10 individuals) once
-per (algorithm, seed) through ``python -m wrapper.explore``. Every run shares one store, so the
+per (search, seed) through ``python -m wrapper.explore``. Every run shares one store, so the
 float checkpoint is trained once and a bit configuration that several runs draw is trained once
 (QAT is deterministic for its key); the QAT runs charged to a search are the distinct
 configurations it evaluated, counted from its own candidates.csv. Runs already finished in DIR
@@ -31,17 +32,21 @@ import numpy as np
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
-ALGORITHMS = ("nsga2", "guided")
+# Each compared search: its explore overrides. The first one is the reference (the paper's).
+SEARCHES = {"nsga2": ["search.algorithm=nsga2"],
+            "guided": ["search.algorithm=guided"],
+            "nsga2-sensitivity": ["search.algorithm=nsga2", "search.seeding=sensitivity"],
+            "guided-sensitivity": ["search.algorithm=guided", "search.seeding=sensitivity"]}
 REFERENCE = np.array([0.0, 1.1, 1.1])
 BUDGET = ["data.resolution=16", "qat.epochs=1", "search.parents=10", "search.offspring=10",
           "final.points=0", "executor.workers=2"]
 
 
-def run(out: Path, algorithm: str, seed: int, generations: int, extra: list[str]) -> Path:
+def run(out: Path, search: str, seed: int, generations: int, extra: list[str]) -> Path:
     """One explore run (skipped when its results exist); returns its candidates.csv."""
-    folder = out / f"{algorithm}-s{seed}"
+    folder = out / f"{search}-s{seed}"
     if not (folder / "candidates.csv").is_file():
-        sets = [*BUDGET, f"search.generations={generations}", f"search.algorithm={algorithm}",
+        sets = [*BUDGET, f"search.generations={generations}", *SEARCHES[search],
                 f"seed={seed}", f"store={out / 'store.sqlite'}", *extra]
         args = [sys.executable, "-m", "wrapper.explore", "-o", str(folder)]
         for item in sets:
@@ -56,7 +61,8 @@ def archive(path: Path) -> list[tuple[tuple[int, ...], tuple[float, float, float
     (accuracy, energy, memory); test accuracy when the results have it."""
     with open(path) as handle:
         rows = list(csv.DictReader(handle))
-    column = "test_accuracy" if rows and "test_accuracy" in rows[0] else "accuracy"
+    names = rows[0].keys() if rows else ()
+    column = next((c for c in ("test_accuracy", "val_accuracy") if c in names), "accuracy")
     seen: dict[tuple[int, ...], tuple[float, float, float]] = {}
     for row in rows:
         bits = tuple(int(v) for k, v in row.items() if k.startswith("L") and v)
@@ -106,37 +112,45 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--generations", type=int, default=5)
     parser.add_argument("--set", dest="extra", action="append", default=[],
-                        help="more explore overrides, applied to both searches")
+                        help="more explore overrides, applied to every search")
+    parser.add_argument("--searches", nargs="+", default=list(SEARCHES), choices=list(SEARCHES),
+                        help="searches to compare; the first is the reference")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    jobs = [(a, s) for s in args.seeds for a in ALGORITHMS]
+    searches = args.searches
+    jobs = [(a, s) for s in args.seeds for a in searches]
     archives = {}
-    for algorithm, seed in tqdm(jobs, desc="explore runs", unit="run", file=sys.stderr):
-        archives[algorithm, seed] = archive(run(args.out, algorithm, seed, args.generations,
-                                                args.extra))
+    for search, seed in tqdm(jobs, desc="explore runs", unit="run", file=sys.stderr):
+        archives[search, seed] = archive(run(args.out, search, seed, args.generations,
+                                             args.extra))
     scale = eight_bit_scale(next(iter(archives.values())))
     curves = {key: hv_curve(points, scale) for key, points in archives.items()}
     budget = min(len(c) for c in curves.values())
     print(f"budget: {budget} QAT runs per search ({args.generations} generations of 10 + 10,"
           f" seeds {args.seeds}); reference point {REFERENCE.tolist()} on (-accuracy,"
           f" energy / E8, memory / M8)")
-    finals = {a: [curves[a, s][budget - 1] for s in args.seeds] for a in ALGORITHMS}
-    for algorithm in ALGORITHMS:
-        per_seed = ", ".join(f"s{s} {curves[algorithm, s][budget - 1]:.4f}" for s in args.seeds)
-        print(f"{algorithm:7s} HV at {budget} QAT runs: {_spread(finals[algorithm])}  [{per_seed}]")
-    target = statistics.mean(finals["nsga2"])
-    gain = statistics.mean(finals["guided"]) / target - 1.0
-    print(f"guided vs nsga2 at the same budget: {gain:+.1%} (mean of {len(args.seeds)} seeds)")
-    for algorithm in ALGORITHMS:
-        reached = [first_reaching(curves[algorithm, s], target) for s in args.seeds]
-        text = ", ".join(f"s{s} {r if r is not None else f'>{len(curves[algorithm, s])}'}"
+    finals = {a: [curves[a, s][budget - 1] for s in args.seeds] for a in searches}
+    width = max(len(a) for a in searches)
+    for search in searches:
+        per_seed = ", ".join(f"s{s} {curves[search, s][budget - 1]:.4f}" for s in args.seeds)
+        print(f"{search:{width}s} HV at {budget} QAT runs: {_spread(finals[search])}  [{per_seed}]")
+    reference = searches[0]
+    target = statistics.mean(finals[reference])
+    for search in searches[1:]:
+        gain = statistics.mean(finals[search]) / target - 1.0
+        print(f"{search} vs {reference} at the same budget: {gain:+.1%} (mean of "
+              f"{len(args.seeds)} seeds)")
+    for search in searches:
+        reached = [first_reaching(curves[search, s], target) for s in args.seeds]
+        text = ", ".join(f"s{s} {r if r is not None else f'>{len(curves[search, s])}'}"
                          for s, r in zip(args.seeds, reached))
-        print(f"{algorithm:7s} QAT runs to reach NSGA-II's mean final HV {target:.4f}: {text}")
-    for algorithm in ALGORITHMS:
+        print(f"{search:{width}s} QAT runs to reach {reference}'s mean final HV {target:.4f}: "
+              f"{text}")
+    for search in searches:
         checkpoints = range(10, budget + 1, 10)
-        means = [statistics.mean(curves[algorithm, s][n - 1] for s in args.seeds)
+        means = [statistics.mean(curves[search, s][n - 1] for s in args.seeds)
                  for n in checkpoints]
-        print(f"{algorithm:7s} mean HV after " + ", ".join(
+        print(f"{search:{width}s} mean HV after " + ", ".join(
             f"{n}: {m:.4f}" for n, m in zip(checkpoints, means)))
 
 

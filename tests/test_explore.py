@@ -17,6 +17,7 @@ import pytest
 from wrapper.explore.config import load_config
 from wrapper.explore.executors import LocalPoolExecutor, SerialExecutor, Task
 from wrapper.explore.experiment import Experiment
+from wrapper.explore.nsga2 import protected_genomes
 from wrapper.spec.stats import Stats
 
 # A test-sized budget of the default experiment (digits, MobileNetV1 x0.25, Eyeriss, builtin);
@@ -347,3 +348,32 @@ def test_candidate_without_valid_hardware_never_looks_good():
     accuracy = AccuracyResult(key="k", bits=((8, 8),), accuracy=0.9, source="qat-1ep")
     values = Candidate(genome=((8, 8),), hardware=broken, accuracy=accuracy).values(objectives)
     assert values == (-math.inf, math.inf)
+
+
+def test_sensitivity_seeding_probes_each_layer_once_and_seeds_from_its_ranking(
+        tmp_path: Path, repo_root: Path) -> None:
+    """search.seeding=sensitivity: every layer is probed once alone at the lowest width (no
+    training, stored), the initial population holds the seeds that keep the most sensitive
+    layers wide, and a resumed run reuses every probe."""
+    out = tmp_path / "run"
+    sets = SMALL + ["search.seeding=sensitivity", "search.bits=[2,8]", "search.generations=0",
+                    "final.points=0"]
+    _finish(_explore(repo_root, out, sets))
+    with sqlite3.connect(out / "store.sqlite") as db:
+        probes = [json.loads(bits) for bits, in db.execute(
+            "SELECT bits FROM accuracies WHERE source = 'ptq-w2'")]
+        scores = dict(zip(map(str, probes), (a for a, in db.execute(
+            "SELECT accuracy FROM accuracies WHERE source = 'ptq-w2'"))))
+        initial = {tuple(map(tuple, json.loads(g))) for g, in db.execute(
+            "SELECT genome FROM evaluations WHERE generation = 0")}
+    n_layers = len(probes[0])
+    assert len(probes) == n_layers
+    low_layer = {str(p): next(i for i, pair in enumerate(p) if pair == [2, 2]) for p in probes}
+    assert sorted(low_layer.values()) == list(range(n_layers))
+    accuracy = {low_layer[k]: v for k, v in scores.items()}
+    ranking = sorted(range(n_layers), key=lambda i: (accuracy[i], i))
+    assert set(protected_genomes((2, 8), ranking, 2)) <= initial
+
+    _finish(_explore(repo_root, out, [], "--resume"))
+    summary = json.loads((out / "run.json").read_text())
+    assert summary["store_counts"]["recomputed"] == 0

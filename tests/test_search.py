@@ -21,6 +21,7 @@ from wrapper.explore.nsga2 import (
     mutate,
     nsga2,
     pareto_front,
+    protected_genomes,
 )
 from wrapper.explore.store import Store
 
@@ -112,6 +113,27 @@ def test_initial_population_contains_every_uniform_configuration() -> None:
     assert len(population) == 10
     small = initial_population(N_LAYERS, SearchSettings(parents=3))
     assert {g[0] for g in small} == {(2, 2), (5, 5), (8, 8)}
+
+
+def test_protected_seeds_keep_the_most_sensitive_layers_wide() -> None:
+    ranking = [5, 0, 7, 3, 1, 2, 4, 6]  # layer 5 most sensitive
+    seeds = protected_genomes((2, 4, 8), ranking, 3)
+    assert seeds == [
+        tuple((8, 8) if i in {5, 0} else (2, 2) for i in range(8)),  # a quarter kept at 8
+        tuple((8, 8) if i in {5, 0, 7, 3} else (2, 2) for i in range(8)),  # half kept
+        tuple((8, 8) if i in {5, 0} else (4, 4) for i in range(8)),  # the next width up
+    ]
+    assert protected_genomes((2, 8), ranking, 10) == seeds[:2]  # never more than exist
+
+
+def test_extra_seeds_follow_the_uniform_ones_and_random_genomes_fill_the_rest() -> None:
+    extra = protected_genomes(BITS, list(range(N_LAYERS)), 2)
+    population = initial_population(N_LAYERS, SearchSettings(parents=10), extra=extra)
+    uniform = [tuple((b, b) for _ in range(N_LAYERS)) for b in sorted(BITS)]
+    assert population[:len(uniform)] == uniform
+    assert population[len(uniform):len(uniform) + 2] == extra
+    assert len(population) == 10
+    assert initial_population(N_LAYERS, SearchSettings(parents=len(BITS)), extra=extra) == uniform
 
 
 def test_front_is_non_dominated_and_improves_on_the_seeds() -> None:

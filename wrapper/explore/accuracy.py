@@ -43,6 +43,17 @@ def qat_accuracy(model: str, bits: Genome, data_spec: object, settings: object,
                                checkpoint)
 
 
+def ptq_accuracy(bits: Genome, data_spec: object, settings: object, checkpoint: str,
+                 threads: int) -> float:
+    """The sensitivity probe job: validation top-1 of ``bits`` without training."""
+    import torch
+
+    from ..qat.train import post_training_accuracy
+    torch.set_num_threads(threads)
+    return post_training_accuracy(checkpoint, bits, cached_data(data_spec),  # type: ignore[arg-type]
+                                  settings)
+
+
 def final_accuracy(bits: Genome, data_spec: object, settings: object, checkpoint: str,
                    threads: int) -> tuple[float, float]:
     """The final-evaluation job: QAT of ``bits`` from the float checkpoint with one fresh seed
@@ -153,6 +164,28 @@ class Accuracy:
                                                  self.config.qat.threads))
                 for g in genomes if self.get(g, phase) is None}
         self._run(jobs, qat_accuracy, executor, f"{desc} QAT", tested=False)
+
+    # -- per-layer sensitivity: one layer at a time at the lowest width, no training ---------
+
+    def sensitivity_ranking(self, n_layers: int, executor: Executor) -> list[int]:
+        """Layer indices, most quantization-sensitive first: each layer alone at the lowest
+        searched width (every other layer at the widest), scored on validation without
+        training. Stored like any accuracy, so a resumed run reuses the probes."""
+        bits = self.config.search.bits
+        low, high = min(bits), max(bits)
+        settings = self.settings(self.phase(0))
+        probes = []
+        for layer in range(n_layers):
+            genome = tuple((low, low) if i == layer else (high, high) for i in range(n_layers))
+            probes.append((self._key("sensitivity", genome, settings), genome))
+        self.float_checkpoint(executor)
+        jobs = {key: (genome, f"ptq-w{low}", (genome, self.data_spec, settings,
+                                               self.float_checkpoint(), self.config.qat.threads))
+                for key, genome in probes if self.store.get_accuracy(key) is None}
+        self._run(jobs, ptq_accuracy, executor, "layer sensitivity", tested=False)
+        scores = [self.store.get_accuracy(key) for key, _ in probes]
+        accuracy = [s.accuracy if s is not None else 0.0 for s in scores]
+        return sorted(range(n_layers), key=lambda i: (accuracy[i], i))
 
     # -- the final evaluation: fresh seeds, validation and test ------------------------------
 

@@ -35,7 +35,7 @@ from .config import ArchConfig, ExperimentConfig, load_config, save_config
 from .executors import Executor, make_executor
 from .guided import guided
 from .hardware import HardwareCost, layer_precisions
-from .nsga2 import Genome, Objective, SearchResult, nsga2, uniform_genomes
+from .nsga2 import Genome, Objective, SearchResult, nsga2, protected_genomes, uniform_genomes
 from .report import write_report
 from .results import Candidate, FrontPoint, Reference, RunResult, SeedScores, point_id
 from .store import Store
@@ -197,9 +197,21 @@ class Experiment:
 
     def search(self, resume: bool = False) -> SearchResult:
         """Run (or continue) the configured search with this experiment as its evaluator."""
-        algorithm = {"nsga2": nsga2, "guided": guided}[self.config.search.algorithm]
-        return algorithm(len(self.layers), self.objectives, _Scorer(self), self.config.search,
-                         seed=self.config.seed, store=self.store, run=self.run_id, resume=resume)
+        search = self.config.search
+        algorithm = {"nsga2": nsga2, "guided": guided}[search.algorithm]
+        return algorithm(len(self.layers), self.objectives, _Scorer(self), search,
+                         seed=self.config.seed, store=self.store, run=self.run_id, resume=resume,
+                         seeds=self._seeds())
+
+    def _seeds(self) -> list[Genome]:
+        """The initial population's seeds beside the uniform ones (search.seeding)."""
+        search = self.config.search
+        slots = search.parents - len(self.uniform())
+        if search.seeding != "sensitivity" or slots <= 0 or "accuracy" not in search.objectives:
+            return []
+        assert self.accuracy is not None and self.executor is not None
+        ranking = self.accuracy.sensitivity_ranking(len(self.layers), self.executor)
+        return protected_genomes(search.bits, ranking, slots)
 
     def uniform(self) -> list[Genome]:
         """The uniform reference configurations: every layer at (b, b), for each searched b."""

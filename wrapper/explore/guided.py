@@ -173,7 +173,7 @@ def choose(archive: Sequence[Scored], pool: Sequence[Genome],
 
 def guided(n_layers: int, objectives: Sequence[Objective], evaluate: CostEvaluator,
            settings: GuidedSettings, *, seed: int = 0, store: Store | None = None, run: str = "",
-           resume: bool = False) -> SearchResult:
+           resume: bool = False, seeds: Sequence[Genome] = ()) -> SearchResult:
     """Run (or continue) the surrogate-guided search; same contract as `nsga2.nsga2`."""
     fitness = fitness_class(objectives)
     archive_run = f"{run}:archive"
@@ -188,7 +188,7 @@ def guided(n_layers: int, objectives: Sequence[Objective], evaluate: CostEvaluat
                             if r.generation == start))
     else:
         start = 0
-        genomes = initial_population(n_layers, settings, seed)
+        genomes = initial_population(n_layers, settings, seed, seeds)
         population = list(zip(genomes, evaluate(genomes, 0)))
         archive = list(population)
         _journal(store, run, 0, population, archive)

@@ -27,6 +27,9 @@ from .store import GenerationRecord, Store
 
 Genome = tuple[tuple[int, int], ...]
 Scored = tuple[Genome, tuple[float, ...]]
+# 'uniform': the paper's seeds (every layer at b) then random genomes; 'sensitivity': after the
+# uniform seeds, low-width genomes whose most quantization-sensitive layers keep the widest width.
+SEEDINGS = ("uniform", "sensitivity")
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ class SearchSettings:
     offspring: int = setting(10, minimum=2, maximum=100_000, help="children per generation")
     generations: int = setting(25, minimum=0, maximum=100_000,
                                   help="generations after the initial population")
+    seeding: str = setting("uniform", choices=SEEDINGS,
+                           help="what fills the initial population after the uniform seeds")
     crossover_prob: float = setting(0.9, minimum=0.0, maximum=1.0, help="crossover probability")
     mutation_prob: float = setting(0.5, minimum=0.0, maximum=1.0, help="mutation probability")
 
@@ -106,10 +111,27 @@ def random_genome(n_layers: int, bits: Sequence[int], rng: random.Random) -> Gen
     return tuple((rng.choice(bits), rng.choice(bits)) for _ in range(n_layers))
 
 
-def initial_population(n_layers: int, settings: SearchSettings, seed: int = 0) -> list[Genome]:
-    """Uniform seeds first, then random genomes up to the parent count."""
+def protected_genomes(bits: Sequence[int], ranking: Sequence[int], count: int) -> list[Genome]:
+    """Up to ``count`` seeds between the uniform ones: every layer at a low width except the
+    most sensitive quarter (then half) of the layers, which keep the widest width; lowest
+    widths first. ``ranking`` lists the layer indices, most sensitive first."""
+    n_layers, top = len(ranking), max(bits)
+    shares = [max(1, n_layers // 4), max(1, n_layers // 2)]
+    seeds = []
+    for low in sorted(b for b in set(bits) if b < top):
+        for share in shares:
+            kept = set(ranking[:share])
+            seeds.append(tuple((top, top) if i in kept else (low, low) for i in range(n_layers)))
+    return list(dict.fromkeys(seeds))[:count]
+
+
+def initial_population(n_layers: int, settings: SearchSettings, seed: int = 0,
+                       extra: Sequence[Genome] = ()) -> list[Genome]:
+    """Uniform seeds first, then the ``extra`` seeds, then random genomes up to the parent
+    count."""
     rng = _rng(seed, 0)
     genomes = uniform_genomes(n_layers, settings.bits, settings.parents)
+    genomes += [g for g in extra if g not in genomes][:max(0, settings.parents - len(genomes))]
     while len(genomes) < settings.parents:
         genomes.append(random_genome(n_layers, settings.bits, rng))
     return genomes
@@ -202,11 +224,12 @@ def pareto_front(scored: Sequence[Scored], objectives: Sequence[Objective]) -> l
 
 def nsga2(n_layers: int, objectives: Sequence[Objective], evaluate: Evaluator,
           settings: SearchSettings, *, seed: int = 0, store: Store | None = None, run: str = "",
-          resume: bool = False) -> SearchResult:
+          resume: bool = False, seeds: Sequence[Genome] = ()) -> SearchResult:
     """Run (or continue) NSGA-II; returns the final population and its Pareto front.
 
     With ``store``, every finished generation is journaled under ``run``; with ``resume`` the
-    search starts after the last journaled generation instead of from scratch.
+    search starts after the last journaled generation instead of from scratch. ``seeds`` join
+    the uniform ones in the initial population (`initial_population`).
     """
     fitness = fitness_class(objectives)
     history = store.generations(run) if store is not None and resume else []
@@ -217,7 +240,7 @@ def nsga2(n_layers: int, objectives: Sequence[Objective], evaluate: Evaluator,
         population = to_individuals(history[-1].population, fitness)
     else:
         start = 0
-        genomes = initial_population(n_layers, settings, seed)
+        genomes = initial_population(n_layers, settings, seed, seeds)
         population = to_individuals(list(zip(genomes, evaluate(genomes, 0))), fitness)
         _journal(store, run, 0, population)
     for generation in range(start + 1, settings.generations + 1):

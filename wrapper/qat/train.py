@@ -197,6 +197,40 @@ def train_float(model: ModelSpec, data: DataBundle | DataSpec, settings: TrainSe
     return TrainResult(accuracy[-1], seconds, accuracy, checkpoint)
 
 
+def _quantized_start(start: Checkpoint, bits: Iterable[Sequence[int]], bundle: DataBundle,
+                     settings: TrainSettings, source: str) -> tuple[nn.Module, BitConfig]:
+    """The float weights in a net quantized at ``bits``, activation scales calibrated: where
+    QAT starts, and what post-training quantization scores."""
+    pairs = list(bits)
+    net = quantized_model(start.model.name, pairs, per_channel=settings.per_channel,
+                          quantizer=settings.quantizer, **start.model.kwargs())
+    config = validate_bits(pairs, len(quant_layers(net)))
+    load_float_weights(net, start.state_dict, source=source)
+    calibrate_activations(net, _first_batches(bundle, settings,
+                                              max(1, settings.calibration_batches)),
+                          torch.device(settings.device))
+    return net, config
+
+
+def post_training_accuracy(float_checkpoint: Checkpoint | str | Path,
+                           bits: Iterable[Sequence[int]], data: DataBundle | DataSpec,
+                           settings: TrainSettings) -> float:
+    """Validation top-1 of the float net quantized at ``bits`` without training (calibrated
+    scales, BatchNorm statistics re-estimated): a cheap probe of how much each layer's
+    quantization hurts, a few forward passes instead of a QAT run."""
+    _check_settings(settings)
+    source = _checkpoint_source(float_checkpoint)
+    start = _resolve_checkpoint(float_checkpoint)
+    bundle = _resolve_data(data)
+    _seed_everything(settings)
+    net, _ = _quantized_start(start, bits, bundle, settings, source)
+    if settings.bn_recalibration_batches:
+        recalibrate_batchnorm(net, _first_batches(bundle, settings,
+                                                  settings.bn_recalibration_batches),
+                              torch.device(settings.device))
+    return evaluate(net, bundle.val, settings)
+
+
 def finetune(float_checkpoint: Checkpoint | str | Path, bits: Iterable[Sequence[int]],
              data: DataBundle | DataSpec, settings: TrainSettings,
              out: str | Path | None = None) -> TrainResult:
@@ -213,14 +247,7 @@ def finetune(float_checkpoint: Checkpoint | str | Path, bits: Iterable[Sequence[
                           f"{bundle.num_classes}", file=source, field="model.num_classes",
                           fix="use the data set the float model was trained on")
     generator = _seed_everything(settings)
-    pairs = list(bits)
-    net = quantized_model(start.model.name, pairs, per_channel=settings.per_channel,
-                          quantizer=settings.quantizer, **start.model.kwargs())
-    config = validate_bits(pairs, len(quant_layers(net)))
-    load_float_weights(net, start.state_dict, source=source)
-    calibrate_activations(net, _first_batches(bundle, settings,
-                                              max(1, settings.calibration_batches)),
-                          torch.device(settings.device))
+    net, config = _quantized_start(start, bits, bundle, settings, source)
     if settings.scale_lr_by_bits:
         settings = replace(settings, lr=settings.lr * lr_factor(config))
     seconds, accuracy = _fit(net, bundle, settings, generator, desc=f"qat {start.model.name}",
