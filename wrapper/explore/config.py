@@ -31,6 +31,7 @@ from ..spec.templates import available_templates, render_arch
 from ..spec.yamlio import dump_yaml_file, load_yaml_file
 from .executors import EXECUTORS, check_executor_available
 from .guided import GuidedSettings
+from .nsga2 import SEEDINGS
 
 OBJECTIVES: tuple[str, ...] = ("accuracy", "energy", "latency", "edp", "dram_accesses", "memory")
 ALGORITHMS: tuple[str, ...] = ("nsga2", "guided")
@@ -60,9 +61,14 @@ class SearchConfig(GuidedSettings):
     paper 25), the objectives (>= 2, any subset of OBJECTIVES) and the Outputs bits of the last
     layer. ``algorithm``: 'nsga2' is the paper's search (one QAT run per child), 'guided' ranks
     a large pool of children by predicted accuracy and exact hardware cost and trains only the
-    best (wrapper/explore/guided.py)."""
+    best (wrapper/explore/guided.py). ``seeding``: 'uniform' is the paper's initial population,
+    'sensitivity' adds seeds that keep the layers a one-at-a-time probe found most sensitive
+    wide. The defaults are the combination that reached the best hypervolume per QAT run
+    (benchmarks/bench_search.py); experiments/paper.yaml sets the paper's."""
 
-    algorithm: str = setting("nsga2", choices=ALGORITHMS, help="search algorithm")
+    algorithm: str = setting("guided", choices=ALGORITHMS, help="search algorithm")
+    seeding: str = setting("sensitivity", choices=SEEDINGS,
+                           help="what fills the initial population after the uniform seeds")
 
     generations: int = setting(6, minimum=0, maximum=100_000,
                                   help="generations after the initial population")

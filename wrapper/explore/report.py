@@ -192,14 +192,15 @@ def _table(result: RunResult, rows: list[tuple[str, Candidate, SeedScores | None
 
 
 def _search_line(search: Any, result: RunResult) -> str:
-    """Which search ran and its budget: population sizes, generations and QAT runs (the
-    accuracies the store holds, a cached run's included)."""
+    """Which search ran and its budget: population sizes, generations, seeding and the
+    accuracies the store holds (QAT runs and any sensitivity probes, a cached run's included)."""
     name = {"nsga2": "the paper's NSGA-II", "guided": "guided NSGA-II"}[search.algorithm]
     line = (f"{name} ({search.algorithm}) {search.parents}+{search.offspring}, "
-            f"{result.search.generations} generations")
+            f"{result.search.generations} generations, {search.seeding} seeding")
     if search.algorithm == "guided":
         line += f", {search.pool} children priced and predicted per generation"
-    return line + f", {result.store_counts['accuracies']} QAT runs in the store"
+    what = "QAT runs and sensitivity probes" if search.seeding == "sensitivity" else "QAT runs"
+    return line + f", {result.store_counts['accuracies']} accuracies in the store ({what})"
 
 
 def _proven_optimal(result: RunResult) -> dict[str, int]:
