@@ -15,7 +15,7 @@ Hypervolume of (accuracy, energy, memory) over every candidate a run evaluated (
 with pymoo's HV, after normalizing energy and memory by the all-8-bit network (a uniform seed
 of every run): minimize (-accuracy, energy / E8, memory / M8) against the fixed reference point
 (0, 1.1, 1.1). Test accuracy is read when the results have a ``test_accuracy`` column, else
-the accuracy the store holds.
+the validation accuracy the search selected on (``val_accuracy``).
 """
 
 from __future__ import annotations
