@@ -84,11 +84,16 @@ def outer_group_count(space: MapSpace) -> int:
     return math.prod(len(unique_rows(opts[:, cols])[0]) for opts in space.dim_options)
 
 
+def too_many_groups(space: MapSpace, keeps: list[tuple[frozenset[str], ...]]) -> bool:
+    """Whether listing the outer groups of every keep choice would exceed ``OUTER_LIMIT``."""
+    return outer_group_count(space) * len(keeps) > OUTER_LIMIT
+
+
 def space_lower_bound(space: MapSpace, table: EnergyTable | None, metric: str) -> float:
     """A lower bound on ``metric`` over the whole space: the smallest outer group bound, or the
     compute bound where the outer groups are too many to list."""
     keeps = keep_sets(space)
-    if outer_group_count(space) * len(keeps) > OUTER_LIMIT:
+    if too_many_groups(space, keeps):
         return float(compute_bound(space, table).metric(metric)[0])
     outer, _ = outer_assignments(space)
     return min(float(group_bounds(space, keep, outer, 1, table).metric(metric).min())
@@ -267,9 +272,9 @@ class ExactSearch:
             enumerated.append(rows)
         else:
             return self.run_flat(enumerated)
-        if outer_group_count(space) * len(self.keeps) > OUTER_LIMIT:
-            lower = float(compute_bound(space, self.table).metric(metric)[0])
-            return None, Certificate.build(metric, np.inf, lower, SIZE)
+        if too_many_groups(space, self.keeps):
+            return None, Certificate.build(metric, np.inf,
+                                           space_lower_bound(space, self.table, metric), SIZE)
         outer, members = outer_assignments(space)
         bounds, groups = [], []
         for k, keep in enumerate(self.keeps):

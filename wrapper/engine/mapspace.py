@@ -205,7 +205,7 @@ class MapSpace:
             if pairs_cap is not None and n * m > pairs_cap:
                 complete = False
                 if give_up:
-                    return np.zeros((0, len(self.slots), len(self.dims)), dtype=np.int64), False
+                    break
                 flat = np.unique(rng.integers(0, n * m, size=pairs_cap))
                 parent, option = flat // m, flat % m
             else:
@@ -214,8 +214,10 @@ class MapSpace:
             if limit is not None and partial.size > limit:
                 complete = False
                 if give_up:
-                    return np.zeros((0, len(self.slots), len(self.dims)), dtype=np.int64), False
+                    break
                 partial = partial.take(np.sort(rng.choice(partial.size, limit, replace=False)))
+        if give_up and not complete:
+            return np.zeros((0, len(self.slots), len(self.dims)), dtype=np.int64), False
         rows = np.stack([options[j][partial.choice[:, j]] for j in range(len(self.dims))], axis=2)
         return rows[self.splits_ok(rows)], complete
 

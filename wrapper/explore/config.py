@@ -31,10 +31,12 @@ from ..spec.templates import available_templates, render_arch
 from ..spec.yamlio import dump_yaml_file, load_yaml_file
 from .executors import EXECUTORS, check_executor_available
 from .guided import GuidedSettings
-from .nsga2 import SEEDINGS
 
 OBJECTIVES: tuple[str, ...] = ("accuracy", "energy", "latency", "edp", "dram_accesses", "memory")
 ALGORITHMS: tuple[str, ...] = ("nsga2", "guided")
+# 'uniform': the paper's seeds (every layer at b) then random genomes; 'sensitivity': after the
+# uniform seeds, low-width genomes whose most quantization-sensitive layers keep the widest width.
+SEEDINGS: tuple[str, ...] = ("uniform", "sensitivity")
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,6 @@ from .store import GenerationRecord, Store
 
 Genome = tuple[tuple[int, int], ...]
 Scored = tuple[Genome, tuple[float, ...]]
-# 'uniform': the paper's seeds (every layer at b) then random genomes; 'sensitivity': after the
-# uniform seeds, low-width genomes whose most quantization-sensitive layers keep the widest width.
-SEEDINGS = ("uniform", "sensitivity")
 
 
 @dataclass(frozen=True)
@@ -50,8 +47,6 @@ class SearchSettings:
     offspring: int = setting(10, minimum=2, maximum=100_000, help="children per generation")
     generations: int = setting(25, minimum=0, maximum=100_000,
                                   help="generations after the initial population")
-    seeding: str = setting("uniform", choices=SEEDINGS,
-                           help="what fills the initial population after the uniform seeds")
     crossover_prob: float = setting(0.9, minimum=0.0, maximum=1.0, help="crossover probability")
     mutation_prob: float = setting(0.5, minimum=0.0, maximum=1.0, help="mutation probability")
 
