@@ -126,8 +126,24 @@ DEPTHWISE_SHAPE = ProblemShape(
     ),
 )
 
+# A grouped convolution (1 < groups, not depthwise): G groups, each a dense convolution of C input
+# and M output channels (C and M count channels per group). Folding the groups into N or into a
+# dense layer would share one weight tile across groups, so the groups get a dimension of their own
+# that indexes every dataspace.
+GROUPED_SHAPE = ProblemShape(
+    name="Grouped-CNN-Layer",
+    dimensions=("G", "C", "M", "R", "S", "N", "P", "Q"),
+    coefficients=_COEFFS,
+    dataspaces=(
+        DataspaceShape("Weights", _ranks("G", "C", "M", "R", "S")),
+        DataspaceShape("Inputs", _ranks("N", "G", "C") + (_INPUT_W, _INPUT_H)),
+        DataspaceShape("Outputs", _ranks("N", "G", "M", "Q", "P"), read_write=True),
+    ),
+)
+
 BUILTIN_SHAPES = {"cnn-layer": CNN_LAYER_SHAPE, "cnn_layer": CNN_LAYER_SHAPE,
-                  "depthwise-cnn-layer": DEPTHWISE_SHAPE, "depthwise": DEPTHWISE_SHAPE}
+                  "depthwise-cnn-layer": DEPTHWISE_SHAPE, "depthwise": DEPTHWISE_SHAPE,
+                  "grouped-cnn-layer": GROUPED_SHAPE, "grouped": GROUPED_SHAPE}
 
 
 # Dimension bounds far beyond any layer, small enough that every count, tile and product of the
