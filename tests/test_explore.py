@@ -91,6 +91,11 @@ def test_default_run_writes_every_file_with_a_consistent_front(tmp_path: Path,
     assert all(u["final"]["seeds"] == 2 for u in pareto["uniform"])
     evaluated = [p for p in points if p["final"]["seeds"] is not None]
     assert evaluated  # P01 at least (front points equal to a uniform reference share its runs)
+    # Every front point dominating a uniform reference on validation was retrained.
+    refs = [[u["objectives"][COLUMN[n]] for n in names] for u in pareto["uniform"]]
+    for point, vector in zip(points, vectors):
+        if any(_dominates(vector, ref, maximize) for ref in refs):
+            assert point["final"]["seeds"] == 2, point["id"]
     assert all(0.0 <= p["final"]["test_accuracy_mean"] <= 1.0 for p in evaluated)
     # report.md opens with the headline table, one row per hardware objective.
     report = (out / "report.md").read_text().splitlines()

@@ -38,20 +38,11 @@ from .hardware import HardwareCost, layer_precisions
 from .nsga2 import Genome, Objective, SearchResult, nsga2, protected_genomes, uniform_genomes
 from .report import write_report
 from .results import Candidate, FrontPoint, Reference, RunResult, SeedScores, point_id
+from .selection import choose_final
 from .store import Store
 
 STORE_NAME = "store.sqlite"
 CONFIG_NAME = "config.yaml"
-
-
-def choose_points(count: int, points: int) -> list[int]:
-    """Indices of ``points`` evenly spread members of an ordered front of ``count`` (ends
-    included)."""
-    if points >= count:
-        return list(range(count))
-    if points == 1:
-        return [0]
-    return sorted({round(i * (count - 1) / (points - 1)) for i in range(points)})
 
 
 def build_archs(arch: ArchConfig, folder: Path) -> dict[str, Arch]:
@@ -231,17 +222,21 @@ class Experiment:
 
     def evaluate_final(self, result: SearchResult) -> None:
         """Cost the uniform references; with accuracy as an objective, retrain them and the
-        chosen front points (final.points, evenly spread) with fresh seeds on validation and
-        test. Runs after selection, so no test score can influence which candidates survive."""
+        chosen front points (`choose_final`: those dominating a uniform reference on
+        validation, then up to final.points by validation hypervolume contribution) with fresh
+        seeds on validation and test. Runs after selection and chooses on validation scores
+        only, so no test score can influence which candidates are evaluated."""
         uniform = self.uniform()
         # Those the search scored were costed then (a failed layer is retried by a rerun).
         scored = {genome for _, genome, _, _ in self.store.evaluations(self.run_id)}
         self._map([g for g in uniform if g not in scored], "uniform references mapper")
         if not self.uses_accuracy:
             return
-        front = [cand.genome for cand in self.ordered_front(result)]
-        chosen = [front[i] for i in choose_points(len(front), self.config.final.points)]
-        self.accuracy.ensure_final([*chosen, *uniform], self.executor)
+        front = self.ordered_front(result)
+        indices = choose_final(front, [self.candidate(g) for g in uniform], self.objectives,
+                               self.config.final.points)
+        self.accuracy.ensure_final([*(front[i].genome for i in indices), *uniform],
+                                   self.executor)
 
     def seed_scores(self, genome: Genome) -> SeedScores | None:
         """The final evaluation of ``genome`` when every seed of it is stored, else None."""
