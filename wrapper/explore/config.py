@@ -119,7 +119,8 @@ class FinalConfig:
     scores; these unbiased means and spreads are what the report and headline use."""
 
     points: int = setting(3, minimum=0, maximum=10_000,
-                         help="front points to evaluate (evenly spread)")
+                         help="front points to evaluate by validation hypervolume contribution, "
+                              "besides those dominating a uniform reference")
     seeds: int = setting(3, minimum=1, maximum=1000,
                         help="fresh QAT seeds per evaluated configuration")
     epochs: int | None = setting(None, minimum=1, maximum=10_000,
