@@ -57,3 +57,19 @@ def test_bad_bits_and_bad_data_give_one_line_and_exit_2(repo_root: Path, float_c
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], done.stderr
+
+
+def test_finetune_defaults_are_the_explore_recipe_and_train_2_bit_weights(
+        repo_root: Path, tmp_path: Path) -> None:
+    # From a 10-epoch float checkpoint, W2/A8 with every default: the base rate 0.01 scaled by
+    # the 2-bit factor (the float-training rate 0.1 times that factor diverges).
+    done = _qat(repo_root, "train", "--width-mult", "0.25", "--epochs", "10", "--out",
+                str(tmp_path / "f.pt"), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    tune = _qat(repo_root, "finetune", "--float-checkpoint", str(tmp_path / "f.pt"), "--bits",
+                "i8w2o8", "--json", "-", "--no-progress")
+    assert tune.returncode == 0, tune.stderr
+    report = json.loads(tune.stdout)
+    settings = report["settings"]
+    assert (settings["epochs"], settings["lr"], settings["scale_lr_by_bits"]) == (1, 0.01, True)
+    assert report["top1"] >= 0.85

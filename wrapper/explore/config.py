@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 from ..backends import ENGINES
 from ..errors import ConfigError, unknown_name_fix
-from ..qat.settings import DataSpec, ModelSpec, TrainSettings
+from ..qat.settings import FLOAT_EPOCHS, FLOAT_LR, DataSpec, ModelSpec, TrainSettings
 from ..spec.arch import load_arch
 from ..spec.costmodel import MapperSettings, mapper_settings
 from ..spec.hashing import content_hash
@@ -91,14 +91,12 @@ class QatConfig(TrainSettings):
     ``threads``: PyTorch threads per QAT job; results depend on it, so it is part of the key.
     """
 
-    epochs: int = setting(1, minimum=1, maximum=10_000, help="QAT epochs per candidate")
-    lr: float = setting(0.01, above=0.0, help="QAT learning rate")
     progress: bool = setting(False, help="progress bars inside QAT jobs")
     threads: int = setting(1, minimum=1, maximum=256, help="PyTorch threads per QAT job")
     float_checkpoint: str | None = setting(None, help="float start (default: train one)")
-    float_epochs: int = setting(8, minimum=1, maximum=10_000,
+    float_epochs: int = setting(FLOAT_EPOCHS, minimum=1, maximum=10_000,
                                help="epochs of the float training")
-    float_lr: float = setting(0.1, above=0.0, help="learning rate of the float training")
+    float_lr: float = setting(FLOAT_LR, above=0.0, help="learning rate of the float training")
     proxy_epochs: int = setting(1, minimum=1, maximum=10_000,
                                help="epochs of the cheaper proxy QAT")
     proxy_generations: int = setting(0, minimum=0, maximum=100_000,

@@ -23,7 +23,8 @@ from ..spec.settings import check_settings
 from ..spec.yamlio import write_text_atomic
 from .data import load_data
 from .models import bits_from_precisions, layer_count
-from .settings import DATA_KINDS, QUANTIZERS, DataSpec, ModelSpec, TrainSettings
+from .settings import (DATA_KINDS, FLOAT_EPOCHS, FLOAT_LR, QUANTIZERS, DataSpec, ModelSpec,
+                       TrainSettings)
 from .train import evaluate_checkpoint, finetune, load_checkpoint, train_float
 
 _DEFAULTS = TrainSettings()
@@ -40,12 +41,18 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
                        help="keep the first N classes (ImageNet-100: 100)")
 
 
-def _add_run_options(parser: argparse.ArgumentParser, training: bool) -> None:
+def _add_run_options(parser: argparse.ArgumentParser, training: bool,
+                     from_scratch: bool = False) -> None:
+    """Run options; a training command defaults to the QAT recipe of explore, float training
+    from scratch to its own (more epochs, a larger rate)."""
     group = parser.add_argument_group("run")
     if training:
-        group.add_argument("--epochs", type=int, default=_DEFAULTS.epochs)
-        group.add_argument("--lr", type=float, default=_DEFAULTS.lr,
-                           help="initial learning rate of the cosine schedule")
+        group.add_argument("--epochs", type=int,
+                           default=FLOAT_EPOCHS if from_scratch else _DEFAULTS.epochs)
+        group.add_argument("--lr", type=float, default=FLOAT_LR if from_scratch else _DEFAULTS.lr,
+                           help="initial learning rate of the cosine schedule" + (
+                               "" if from_scratch else "; scaled by the lowest bit widths' "
+                               "factor unless --no-lr-scaling"))
         group.add_argument("--momentum", type=float, default=_DEFAULTS.momentum)
         group.add_argument("--weight-decay", type=float, default=_DEFAULTS.weight_decay)
         group.add_argument("--calibration-batches", type=int,
@@ -81,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--quantizer", default=_DEFAULTS.quantizer, choices=QUANTIZERS,
                       help="learned: trained scales from MSE-optimal clipping (default); "
                            "maxabs: weight scale max|w|, not trained")
+    tune.add_argument("--no-lr-scaling", action="store_true",
+                      help="use --lr as given at every bit width")
     tune.add_argument("--out", default=None, help="quantized checkpoint file to write")
 
     check = commands.add_parser("eval", help="top-1 of a float or quantized checkpoint")
@@ -88,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
 
     for sub, training in ((train, True), (tune, True), (check, False)):
         _add_data_options(sub)
-        _add_run_options(sub, training)
+        _add_run_options(sub, training, from_scratch=sub is train)
     return parser
 
 
@@ -99,6 +108,7 @@ def _settings(args: argparse.Namespace) -> TrainSettings:
     settings = TrainSettings(batch_size=args.batch_size, seed=args.seed, device=args.device,
                              per_channel=getattr(args, "per_channel", False),
                              quantizer=getattr(args, "quantizer", _DEFAULTS.quantizer),
+                             scale_lr_by_bits=not getattr(args, "no_lr_scaling", False),
                              num_workers=args.workers, progress=not args.no_progress, **training)
     check_settings(settings, "qat", "command line")
     return settings

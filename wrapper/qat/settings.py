@@ -12,6 +12,10 @@ DATA_KINDS: tuple[str, ...] = ("digits", "cifar10", "imagenet")
 # Quantizer families (wrapper.qat.quantizers): learned scales, or scales fixed from max |x|.
 QUANTIZERS: tuple[str, ...] = ("learned", "maxabs")
 DEFAULT_QUANTIZER = "learned"
+# Float pre-training's own recipe: it starts from random weights, so it needs a larger rate and
+# more epochs than fine-tuning from a float checkpoint (`TrainSettings`'s defaults).
+FLOAT_EPOCHS = 8
+FLOAT_LR = 0.1
 
 
 @dataclass(frozen=True)
@@ -62,8 +66,10 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Optimizer and run settings; the defaults are the paper's QAT recipe (SGD, momentum 0.9,
-    weight decay 1e-5).
+    """Optimizer and run settings; the defaults are the QAT recipe of the main job (the paper's
+    SGD, momentum 0.9, weight decay 1e-5; one epoch at base rate 0.01, scaled per bit width), so
+    ``wrapper.qat finetune`` and explore train a configuration alike. Float training uses
+    FLOAT_EPOCHS and FLOAT_LR instead.
 
     QAT only: ``quantizer`` names the quantizer family (``wrapper.qat.quantizers``);
     ``bn_recalibration_batches`` training batches re-estimate BatchNorm statistics before each
@@ -71,8 +77,8 @@ class TrainSettings:
     factor measured for the candidate's lowest bit widths (``wrapper.qat.recipe``).
     """
 
-    epochs: int = setting(5, minimum=1, maximum=10_000, help="training epochs")
-    lr: float = setting(0.1, above=0.0, help="learning rate (cosine schedule)")
+    epochs: int = setting(1, minimum=1, maximum=10_000, help="training epochs")
+    lr: float = setting(0.01, above=0.0, help="base learning rate (cosine schedule)")
     momentum: float = setting(0.9, minimum=0.0, maximum=1.0, help="SGD momentum")
     weight_decay: float = setting(1e-5, minimum=0.0, help="L2 weight decay")
     batch_size: int = setting(64, minimum=1, maximum=1_000_000, help="batch size")
