@@ -122,3 +122,23 @@ def test_a_store_of_an_older_schema_is_refused_in_one_line(tmp_path: Path) -> No
     with pytest.raises(ConfigError) as info:
         Store(path)
     assert "schema 1" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_schema_2_store_is_upgraded_in_place_and_stays_resumable(tmp_path: Path) -> None:
+    path = tmp_path / "v2.sqlite"
+    with sqlite3.connect(path) as db:  # the accuracies table as schema 2 wrote it
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT INTO meta VALUES ('schema', '2')")
+        db.execute("CREATE TABLE accuracies (key TEXT PRIMARY KEY, bits TEXT NOT NULL, accuracy "
+                   "REAL NOT NULL, test_accuracy REAL, source TEXT NOT NULL, created REAL NOT "
+                   "NULL, recomputed INTEGER NOT NULL DEFAULT 0)")
+        db.execute("INSERT INTO accuracies VALUES ('old', '[[4, 4]]', 0.9, NULL, 'qat-1ep', 0, 0)")
+    db.close()
+    with Store(path) as store:
+        assert store.get_accuracy("old") == AccuracyResult("old", ((4, 4),), 0.9, "qat-1ep")
+        store.put_accuracy(AccuracyResult("new", ((2, 2),), 0.5, "qat-1ep", equivalents=1.0))
+        store.put_accuracy(AccuracyResult("probe", ((2, 2),), 0.3, "ptq-w2", equivalents=0.25))
+        assert store.get_accuracy("new").equivalents == 1.0
+        assert store.counts()["qat_equivalents"] == 1.25  # the old row's cost is unknown
+    with Store(path) as store:  # reopening an upgraded store changes nothing
+        assert store.counts()["accuracies"] == 3

@@ -80,6 +80,20 @@ def float_training(model: object, data_spec: object, settings: object, path: str
     return train_float(model, cached_data(data_spec), settings, out=path).top1  # type: ignore[arg-type]
 
 
+def samples_processed(settings: TrainSettings, n_train: int, n_val: int, n_test: int = 0, *,
+                      trained: bool = True) -> int:
+    """Samples one accuracy job passes through the net, the unit its cost is counted in: the
+    activation calibration batches, then per epoch the training split (full batches only), the
+    BatchNorm re-estimation batches and the validation split; a probe (``trained`` False) does
+    one re-estimation and one validation pass; ``n_test`` the final evaluation's test pass."""
+    batch = settings.batch_size
+    calibration = min(n_train, max(1, settings.calibration_batches) * batch)
+    recalibration = min(n_train, settings.bn_recalibration_batches * batch)
+    train = (n_train // batch) * batch if n_train > batch else n_train
+    epoch = recalibration + n_val + (train if trained else 0)
+    return calibration + (settings.epochs if trained else 1) * epoch + n_test
+
+
 class Accuracy:
     """Store-backed accuracy of bit configurations (QAT, or a cheaper QAT as proxy)."""
 
@@ -91,6 +105,16 @@ class Accuracy:
         self.store = store
         self.checkpoint_dir = checkpoint_dir
         self._checkpoint: tuple[str, str] | None = None  # (path, content hash)
+
+    def equivalents(self, settings: TrainSettings, trained: bool = True,
+                    tested: bool = False) -> float:
+        """The cost of one job in QAT-run equivalents: its samples processed relative to one
+        full one-epoch QAT run of this experiment (the search's unit of budget)."""
+        data = cached_data(self.data_spec)
+        sizes = (len(data.train), len(data.val))  # type: ignore[attr-defined]
+        test = len(data.test) if tested and data.test is not None else 0  # type: ignore[attr-defined]
+        unit = samples_processed(self.config.qat.train_settings(1), *sizes)
+        return samples_processed(settings, *sizes, test, trained=trained) / unit
 
     def phase(self, generation: int) -> str:
         """The accuracy source of a generation, e.g. 'qat-3ep' or 'proxy-qat-1ep'."""
@@ -159,28 +183,43 @@ class Accuracy:
         """QAT every genome not yet stored for ``phase``, with a progress bar and ETA."""
         self.float_checkpoint(executor)
         settings = self.settings(phase)
+        cost = self.equivalents(settings)
         jobs = {self.key(g, phase): (g, phase, (self.config.model.name, g, self.data_spec,
                                                  settings, self.float_checkpoint(),
-                                                 self.config.qat.threads))
+                                                 self.config.qat.threads), cost)
                 for g in genomes if self.get(g, phase) is None}
         self._run(jobs, qat_accuracy, executor, f"{desc} QAT", tested=False)
 
     # -- per-layer sensitivity: one layer at a time at the lowest width, no training ---------
 
+    def probes(self, n_layers: int) -> list[tuple[str, Genome]]:
+        """(store key, genome) of each layer's sensitivity probe: that layer alone at the lowest
+        searched width, every other layer at the widest."""
+        bits = self.config.search.bits
+        low, high = min(bits), max(bits)
+        settings = self.settings(self.phase(0))
+        genomes = [tuple((low, low) if i == layer else (high, high) for i in range(n_layers))
+                   for layer in range(n_layers)]
+        return [(self._key("sensitivity", g, settings), g) for g in genomes]
+
+    def spent(self, keys: Sequence[str]) -> float:
+        """QAT-run equivalents the stored accuracies under ``keys`` cost (missing ones and
+        rows of a store that predates cost records count 0)."""
+        results = (self.store.get_accuracy(key) for key in dict.fromkeys(keys))
+        return round(sum(r.equivalents or 0.0 for r in results if r is not None), 3)
+
     def sensitivity_ranking(self, n_layers: int, executor: Executor) -> list[int]:
         """Layer indices, most quantization-sensitive first: each layer alone at the lowest
         searched width (every other layer at the widest), scored on validation without
         training. Stored like any accuracy, so a resumed run reuses the probes."""
-        bits = self.config.search.bits
-        low, high = min(bits), max(bits)
+        low = min(self.config.search.bits)
         settings = self.settings(self.phase(0))
-        probes = []
-        for layer in range(n_layers):
-            genome = tuple((low, low) if i == layer else (high, high) for i in range(n_layers))
-            probes.append((self._key("sensitivity", genome, settings), genome))
         self.float_checkpoint(executor)
+        probes = self.probes(n_layers)
+        cost = self.equivalents(settings, trained=False)
         jobs = {key: (genome, f"ptq-w{low}", (genome, self.data_spec, settings,
-                                               self.float_checkpoint(), self.config.qat.threads))
+                                               self.float_checkpoint(), self.config.qat.threads),
+                      cost)
                 for key, genome in probes if self.store.get_accuracy(key) is None}
         self._run(jobs, ptq_accuracy, executor, "layer sensitivity", tested=False)
         scores = [self.store.get_accuracy(key) for key, _ in probes]
@@ -213,30 +252,32 @@ class Accuracy:
                     settings = self.final_settings(index)
                     jobs[key] = (genome, f"retrain-{settings.epochs}ep-seed{settings.seed}",
                                  (genome, self.data_spec, settings, self.float_checkpoint(),
-                                  self.config.qat.threads))
+                                  self.config.qat.threads),
+                                 self.equivalents(settings, tested=True))
         self._run(jobs, final_accuracy, executor, "final evaluation", tested=True)
 
-    def _run(self, jobs: dict[str, tuple[Genome, str, tuple[object, ...]]],
+    def _run(self, jobs: dict[str, tuple[Genome, str, tuple[object, ...], float]],
              fn: Callable[..., float | tuple[float, float]], executor: Executor, desc: str,
              tested: bool) -> None:
-        """Run QAT jobs (key -> genome, source, arguments of ``fn``) and store each outcome;
-        ``fn`` returns a validation top-1, or (validation, test) top-1 when ``tested``."""
+        """Run QAT jobs (key -> genome, source, arguments of ``fn``, cost in QAT-run
+        equivalents) and store each outcome with its cost; ``fn`` returns a validation top-1,
+        or (validation, test) top-1 when ``tested``."""
         if not jobs:
             return
-        tasks = [Task(key, fn, args, kind="qat") for key, (_, _, args) in jobs.items()]
+        tasks = [Task(key, fn, args, kind="qat") for key, (_, _, args, _) in jobs.items()]
         with tqdm(total=len(tasks), desc=desc, unit="run", file=sys.stderr) as bar:
             for outcome in executor.run(tasks):
                 bar.update(1)
-                genome, source, _ = jobs[outcome.key]
+                genome, source, _, cost = jobs[outcome.key]
                 if outcome.ok:
                     val, test = outcome.value if tested else (outcome.value, None)
                     self.store.put_accuracy(AccuracyResult(
                         outcome.key, genome, float(val), source,
-                        None if test is None else float(test)))
+                        None if test is None else float(test), cost))
                     continue
                 self.store.put_failure(outcome.key, "qat", outcome.error, outcome.attempts)
                 if outcome.user_error and outcome.error_type != "DataError":
                     # e.g. training diverged: a property of this bit config, a useless net
                     self.store.put_accuracy(AccuracyResult(outcome.key, genome, 0.0,
                                                            f"{source}-failed",
-                                                           0.0 if tested else None))
+                                                           0.0 if tested else None, cost))

@@ -262,8 +262,9 @@ class Experiment:
                         for genome in self.uniform())
         final = [self.accuracy.final_settings(i) for i in range(self.config.final.seeds)] \
             if self.uses_accuracy else []
+        evaluations = self.store.evaluations(self.run_id)
         scored = tuple((generation, self.candidate(genome, phase))
-                       for generation, genome, _, phase in self.store.evaluations(self.run_id))
+                       for generation, genome, _, phase in evaluations)
         return RunResult(
             out=self.out, config=self.config, run_id=self.run_id, layers=tuple(self.layers),
             arch_name=next(iter(self.archs.values())).name, objectives=self.objectives,
@@ -271,7 +272,26 @@ class Experiment:
             store_counts=self.store.counts(), failures=self.store.failures(),
             float_checkpoint=(self.accuracy.float_checkpoint() if self.uses_accuracy else None),
             seconds=seconds, uniform=uniform, final_seeds=tuple(s.seed for s in final),
-            final_epochs=final[0].epochs if final else None)
+            final_epochs=final[0].epochs if final else None,
+            equivalents=self.equivalents(evaluations, front, uniform))
+
+    def equivalents(self, evaluations: Sequence[tuple[int, Genome, tuple[float, ...], str]],
+                    front: Sequence[FrontPoint], uniform: Sequence[Reference]
+                    ) -> dict[str, float]:
+        """What this run's accuracies cost in QAT-run equivalents, cached ones included (so
+        runs sharing a store are charged alike): the search's QAT runs, its sensitivity
+        probes, and the final evaluation."""
+        if not self.uses_accuracy:
+            return {}
+        search = self.accuracy.spent([self.accuracy.key(g, phase)
+                                      for _, g, _, phase in evaluations])
+        probes = (self.accuracy.spent([k for k, _ in self.accuracy.probes(len(self.layers))])
+                  if self.config.search.seeding == "sensitivity" else 0.0)
+        evaluated = [p.candidate.genome for p in front if p.final is not None]
+        final = self.accuracy.spent([k for g in [*evaluated, *(r.candidate.genome
+                                                               for r in uniform)]
+                                     for k in self.accuracy.final_keys(g)])
+        return {"search": search, "probes": probes, "final": final}
 
 
 class _Scorer:

@@ -120,10 +120,12 @@ def write_pareto(result: RunResult) -> None:
 
 
 def write_candidates(result: RunResult) -> None:
-    """candidates.csv: every candidate the run scored, per generation, with all objectives."""
+    """candidates.csv: every candidate the run scored, per generation, with all objectives and
+    what its accuracy cost in QAT-run equivalents."""
     rows = [[generation, *objective_values(cand).values(), _source(cand),
+             None if cand.accuracy is None else cand.accuracy.equivalents,
              *_flat_bits(cand.genome)] for generation, cand in result.scored]
-    header = ["generation", *COLUMNS.values(), "accuracy_source",
+    header = ["generation", *COLUMNS.values(), "accuracy_source", "qat_equivalents",
               *_bits_columns(len(result.layers))]
     write_text_atomic(csv_text(header, rows), result.out / "candidates.csv")
 
@@ -202,7 +204,13 @@ def _search_line(search: Any, result: RunResult) -> str:
     if search.algorithm == "guided":
         line += f", {search.pool} children priced and predicted per generation"
     what = "QAT runs and sensitivity probes" if search.seeding == "sensitivity" else "QAT runs"
-    return line + f", {result.store_counts['accuracies']} accuracies in the store ({what})"
+    line += f", {result.store_counts['accuracies']} accuracies in the store ({what})"
+    spent = result.equivalents
+    if spent:
+        line += (f"; cost {spent['search'] + spent['probes']:.1f} QAT-run equivalents for the "
+                 f"search ({spent['probes']:.1f} of them probes) and {spent['final']:.1f} for the "
+                 "final evaluation (samples processed relative to one full one-epoch QAT run)")
+    return line
 
 
 def _proven_optimal(result: RunResult) -> dict[str, int]:
@@ -254,7 +262,8 @@ def write_summary(result: RunResult) -> None:
                      for row in rows],
         "engine": config.engine.name, "store": str(result.store_path),
         "float_checkpoint": result.float_checkpoint,
-        "store_counts": counts, "failures": result.failures,
+        "store_counts": counts, "qat_equivalents": result.equivalents,
+        "failures": result.failures,
         "mappings_proven_optimal": _proven_optimal(result),
     }
     write_text_atomic(json.dumps(summary, indent=1) + "\n", result.out / "run.json")

@@ -140,3 +140,6 @@ class RunResult:
     uniform: tuple[Reference, ...] = ()
     final_seeds: tuple[int, ...] = ()  # the QAT seeds of the final evaluation
     final_epochs: int | None = None
+    # QAT-run equivalents (samples processed / one full one-epoch QAT run) by purpose:
+    # "search", "probes" (sensitivity seeding) and "final"; empty without accuracy
+    equivalents: dict[str, float] = field(default_factory=dict)

@@ -33,7 +33,10 @@ from ..spec.mapping import Mapping, mapping_from_dict, mapping_to_dict
 from ..spec.stats import Stats
 
 # 2: accuracies gained test_accuracy (the held-out test split of the final evaluation).
-SCHEMA_VERSION = 2
+# 3: accuracies gained equivalents (what computing one cost, in QAT-run equivalents); a schema-2
+#    store is upgraded in place, its earlier rows with equivalents unknown (NULL).
+SCHEMA_VERSION = 3
+_UPGRADES = {2: ("ALTER TABLE accuracies ADD COLUMN equivalents REAL",)}
 _BUSY_TIMEOUT_S = 60.0
 
 _SCHEMA = """
@@ -54,6 +57,7 @@ CREATE TABLE IF NOT EXISTS accuracies (
     bits TEXT NOT NULL,
     accuracy REAL NOT NULL,
     test_accuracy REAL,
+    equivalents REAL,
     source TEXT NOT NULL,
     created REAL NOT NULL,
     recomputed INTEGER NOT NULL DEFAULT 0
@@ -106,6 +110,7 @@ class AccuracyResult:
     accuracy: float
     source: str
     test_accuracy: float | None = None
+    equivalents: float | None = None  # cost in QAT-run equivalents (None: not recorded)
 
 
 @dataclass(frozen=True)
@@ -136,8 +141,17 @@ class Store:
         self._create_schema()
 
     def _create_schema(self) -> None:
-        """Create tables once; checks the schema version so an old file fails clearly."""
+        """Create tables once; upgrades a store of a compatible older schema in place (so a run
+        stays resumable) and fails clearly on any other version."""
         with self.transaction() as db:
+            row = db.execute("SELECT name FROM sqlite_master WHERE name = 'meta'").fetchone()
+            version = None if row is None else db.execute(
+                "SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if version is not None and int(version[0]) in _UPGRADES:
+                for statement in _UPGRADES[int(version[0])]:
+                    db.execute(statement)
+                db.execute("UPDATE meta SET value = ? WHERE key = 'schema'",
+                           (str(SCHEMA_VERSION),))
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 db.execute(statement)
             row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
@@ -204,19 +218,20 @@ class Store:
         """Store one candidate's accuracy (an existing key only counts a recomputation)."""
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO accuracies (key, bits, accuracy, test_accuracy, source, created)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET"
+                "INSERT INTO accuracies (key, bits, accuracy, test_accuracy, equivalents,"
+                " source, created) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET"
                 " recomputed = recomputed + 1",
                 (result.key, json.dumps(result.bits), result.accuracy, result.test_accuracy,
-                 result.source, time.time()))
+                 result.equivalents, result.source, time.time()))
 
     def get_accuracy(self, key: str) -> AccuracyResult | None:
-        row = self._db.execute("SELECT key, bits, accuracy, source, test_accuracy FROM accuracies"
-                               " WHERE key = ?", (key,)).fetchone()
+        row = self._db.execute("SELECT key, bits, accuracy, source, test_accuracy, equivalents"
+                               " FROM accuracies WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
         return AccuracyResult(row[0], _bits(json.loads(row[1])), float(row[2]), row[3],
-                              None if row[4] is None else float(row[4]))
+                              None if row[4] is None else float(row[4]),
+                              None if row[5] is None else float(row[5]))
 
     # -- generations -----------------------------------------------------------------------------
 
@@ -272,11 +287,14 @@ class Store:
         rows = self._db.execute("SELECT key, kind, message, attempts FROM failures").fetchall()
         return [dict(zip(("key", "kind", "message", "attempts"), row)) for row in rows]
 
-    def counts(self) -> dict[str, int]:
-        """Row counts and the total number of recomputations (0 when nothing was done twice)."""
+    def counts(self) -> dict[str, Any]:
+        """Row counts, the QAT-run equivalents every stored accuracy cost together, and the
+        total number of recomputations (0 when nothing was done twice)."""
         out = {}
         for table in ("layer_results", "accuracies", "generations", "failures"):
             out[table] = int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+        out["qat_equivalents"] = round(float(self._db.execute(
+            "SELECT COALESCE(SUM(equivalents), 0) FROM accuracies").fetchone()[0]), 2)
         out["recomputed"] = sum(int(self._db.execute(
             f"SELECT COALESCE(SUM(recomputed), 0) FROM {table}").fetchone()[0])
             for table in ("layer_results", "accuracies"))
