@@ -1,27 +1,34 @@
-"""The paper's NSGA-II against the other searches for the same QAT budget (run by hand, never
-in CI). Prints hypervolumes and the QAT runs each search needs.
+"""Front quality per QAT cost: the paper's search against seeded NSGA-II and the default search
+(run by hand, never in CI). Writes a CSV and a plot and prints the figures.
 
-  python benchmarks/bench_search.py [-o DIR] [--seeds 0 1 2] [--generations 5] [--set k=v ...]
-        [--searches nsga2 guided nsga2-sensitivity guided-sensitivity]
+  python benchmarks/bench_search.py [-o DIR] [--seeds 0 1 2 3 4] [--generations 2]
+        [--searches paper nsga2-seeded default] [--set k=v ...]
 
-Runs the default experiment (test-sized: 16 px digits, 1 QAT epoch, 10 + 10 individuals) once
-per (search, seed) through ``python -m wrapper.explore``. Every run shares one store, so the
-float checkpoint is trained once and a bit configuration that several runs draw is trained once
-(QAT is deterministic for its key); the QAT runs charged to a search are the distinct
-configurations it evaluated, counted from its own candidates.csv. Runs already finished in DIR
-are read, not rerun.
+Each search runs the default experiment (test-sized: 16 px digits, 1 QAT epoch, 10 + 10
+individuals) once per seed through ``python -m wrapper.explore``:
 
-Hypervolume of (accuracy, energy, memory) over every candidate a run evaluated (its archive),
-with pymoo's HV, after normalizing energy and memory by the all-8-bit network (a uniform seed
-of every run): minimize (-accuracy, energy / E8, memory / M8) against the fixed reference point
-(0, 1.1, 1.1). Test accuracy is read when the results have a ``test_accuracy`` column, else
-the validation accuracy the search selected on (``val_accuracy``).
+- ``paper``: the paper's search, NSGA-II with uniform (plus random) seeding, 10 + 10, cut at
+  30 QAT runs (the initial population and two generations); the reference;
+- ``nsga2-seeded``: NSGA-II with the sensitivity-probe seeding;
+- ``default``: the default search (guided NSGA-II with sensitivity seeding).
+
+Cost axis: QAT-run equivalents, what every accuracy cost in samples processed relative to one
+full one-epoch QAT run (``qat_equivalents`` of candidates.csv and run.json), the sensitivity
+probes included and charged before the first candidate. Every run shares one store, so the
+float checkpoint is trained once and a configuration several runs draw is trained once; each
+run is still charged for every distinct accuracy it used.
+
+Hypervolume of (validation accuracy, energy, memory) over every candidate a run evaluated, with
+pymoo's HV, after normalizing energy and memory by the all-8-bit network (a uniform seed of
+every run): minimize (-accuracy, energy / E8, memory / M8) against the fixed reference point
+(0, 1.1, 1.1). Runs already finished in DIR are read, not rerun.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import statistics
 import subprocess
@@ -32,20 +39,24 @@ import numpy as np
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
-# Each compared search: its explore overrides. The first one is the reference (the paper's).
-SEARCHES = {"nsga2": ["search.algorithm=nsga2"],
-            "guided": ["search.algorithm=guided"],
-            "nsga2-sensitivity": ["search.algorithm=nsga2", "search.seeding=sensitivity"],
-            "guided-sensitivity": ["search.algorithm=guided", "search.seeding=sensitivity"]}
+# Each compared search: its explore overrides. The first one is the reference.
+SEARCHES = {"paper": ["search.algorithm=nsga2", "search.seeding=uniform"],
+            "nsga2-seeded": ["search.algorithm=nsga2", "search.seeding=sensitivity"],
+            "default": []}
+PAPER_GENERATIONS = 2  # 10 + 2 x 10 = 30 QAT runs
 REFERENCE = np.array([0.0, 1.1, 1.1])
 BUDGET = ["data.resolution=16", "qat.epochs=1", "search.parents=10", "search.offspring=10",
-          "final.points=0", "executor.workers=2"]
+          "final.points=0", "final.seeds=1", "executor.workers=2"]
+CHECKPOINTS = (12.0, 20.0, 30.0)  # equivalents at which the HV of every search is printed
+
+Curve = list[tuple[float, float]]  # (QAT-run equivalents spent, hypervolume)
 
 
 def run(out: Path, search: str, seed: int, generations: int, extra: list[str]) -> Path:
-    """One explore run (skipped when its results exist); returns its candidates.csv."""
+    """One explore run (skipped when its results exist); returns its results folder."""
     folder = out / f"{search}-s{seed}"
-    if not (folder / "candidates.csv").is_file():
+    if not (folder / "run.json").is_file():
+        generations = PAPER_GENERATIONS if search == "paper" else generations
         sets = [*BUDGET, f"search.generations={generations}", *SEARCHES[search],
                 f"seed={seed}", f"store={out / 'store.sqlite'}", *extra]
         args = [sys.executable, "-m", "wrapper.explore", "-o", str(folder)]
@@ -53,64 +64,110 @@ def run(out: Path, search: str, seed: int, generations: int, extra: list[str]) -
             args += ["--set", item]
         with open(folder.with_suffix(".log"), "w") as log:
             subprocess.run(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
-    return folder / "candidates.csv"
+    return folder
 
 
-def archive(path: Path) -> list[tuple[tuple[int, ...], tuple[float, float, float]]]:
-    """Distinct configurations in the order the run first evaluated them, with
-    (accuracy, energy, memory); test accuracy when the results have it."""
-    with open(path) as handle:
+def archive(folder: Path) -> tuple[float, list[tuple[tuple[int, ...], tuple[float, ...], float]]]:
+    """The probes' cost, then the distinct configurations in the order the run first evaluated
+    them, with (validation accuracy, energy, memory) and the cost of the accuracy."""
+    probes = json.loads((folder / "run.json").read_text())["qat_equivalents"]["probes"]
+    with open(folder / "candidates.csv") as handle:
         rows = list(csv.DictReader(handle))
-    names = rows[0].keys() if rows else ()
-    column = next((c for c in ("test_accuracy", "val_accuracy") if c in names), "accuracy")
-    seen: dict[tuple[int, ...], tuple[float, float, float]] = {}
+    seen: dict[tuple[int, ...], tuple[tuple[float, ...], float]] = {}
     for row in rows:
         bits = tuple(int(v) for k, v in row.items() if k.startswith("L") and v)
-        if bits not in seen and row[column]:
-            seen[bits] = (float(row[column]), float(row["energy_pj"] or math.inf),
-                          float(row["memory_bits"] or math.inf))
-    return list(seen.items())
+        if bits not in seen and row["val_accuracy"]:
+            seen[bits] = ((float(row["val_accuracy"]), float(row["energy_pj"] or math.inf),
+                           float(row["memory_bits"] or math.inf)),
+                          float(row["qat_equivalents"] or 0.0))
+    return float(probes), [(bits, values, cost) for bits, (values, cost) in seen.items()]
 
 
-def hv_curve(points: list[tuple[tuple[int, ...], tuple[float, float, float]]],
-             scale: tuple[float, float]) -> list[float]:
-    """Hypervolume of the first n evaluated configurations, for n = 1 .. len(points)."""
+def eight_bit_scale(points: list[tuple[tuple[int, ...], tuple[float, ...], float]]
+                    ) -> tuple[float, float]:
+    """(energy, memory) of the all-8-bit network, the normalization of every run."""
+    for bits, (_, energy, memory), _ in points:
+        if set(bits) == {8}:
+            return energy, memory
+    raise SystemExit("the all-8-bit seed is missing: keep search.bits up to 8")
+
+
+def hv_curve(probes: float, points: list[tuple[tuple[int, ...], tuple[float, ...], float]],
+             scale: tuple[float, float]) -> Curve:
+    """(equivalents spent, hypervolume) after each evaluated configuration."""
     from pymoo.indicators.hv import HV  # the bench extra: the test install imports this file
 
     indicator = HV(ref_point=REFERENCE)
     values = np.array([[-acc, energy / scale[0], memory / scale[1]]
-                       for _, (acc, energy, memory) in points])
-    curve = []
-    for n in range(1, len(values) + 1):
+                       for _, (acc, energy, memory), _ in points])
+    spent, curve = probes, []
+    for n, (_, _, cost) in enumerate(points, start=1):
+        spent += cost
         inside = values[:n][np.all(np.isfinite(values[:n]) & (values[:n] < REFERENCE), axis=1)]
-        curve.append(float(indicator(inside)) if len(inside) else 0.0)
+        curve.append((spent, float(indicator(inside)) if len(inside) else 0.0))
     return curve
 
 
-def eight_bit_scale(points: list[tuple[tuple[int, ...], tuple[float, float, float]]]
-                    ) -> tuple[float, float]:
-    """(energy, memory) of the all-8-bit network, the normalization of every run."""
-    for bits, (_, energy, memory) in points:
-        if set(bits) == {8}:
-            return energy, memory
-    raise SystemExit("the all-8-bit seed is missing: keep search.bits up to 8 and parents >= 7")
+def hv_at(curve: Curve, budget: float) -> float | None:
+    """Hypervolume with at most ``budget`` equivalents spent (None: the run ended before, or
+    its probes alone cost more)."""
+    if curve[-1][0] < budget - 1e-9:
+        return None
+    return max((hv for spent, hv in curve if spent <= budget + 1e-9), default=0.0)
 
 
-def first_reaching(curve: list[float], target: float) -> int | None:
-    return next((n + 1 for n, value in enumerate(curve) if value >= target), None)
+def first_reaching(curve: Curve, target: float) -> float | None:
+    return next((spent for spent, hv in curve if hv >= target - 1e-12), None)
 
 
 def _spread(values: list[float]) -> str:
-    mean = statistics.mean(values)
+    if not values:
+        return "n/a"
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.4f} +- {sd:.4f} (min {min(values):.4f}, max {max(values):.4f})"
+    return (f"{statistics.mean(values):.4f} +- {sd:.4f} (min {min(values):.4f}, "
+            f"max {max(values):.4f})")
+
+
+def write_csv(path: Path, curves: dict[tuple[str, int], Curve]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["search", "seed", "evaluation", "qat_equivalents", "hypervolume"])
+        for (search, seed), curve in curves.items():
+            for n, (spent, hv) in enumerate(curve, start=1):
+                writer.writerow([search, seed, n, f"{spent:.3f}", f"{hv:.6f}"])
+
+
+def write_plot(path: Path, curves: dict[tuple[str, int], Curve], searches: list[str],
+               target: float) -> None:
+    """Mean hypervolume against equivalents per search, the band from min to max over seeds."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for search in searches:
+        runs = [c for (a, _), c in curves.items() if a == search]
+        end = min(c[-1][0] for c in runs)
+        grid = np.linspace(min(c[0][0] for c in runs), end, 200)
+        values = np.array([[hv_at(c, x) or 0.0 for x in grid] for c in runs])
+        axes.plot(grid, values.mean(axis=0), label=f"{search} ({len(runs)} seeds)")
+        axes.fill_between(grid, values.min(axis=0), values.max(axis=0), alpha=0.2)
+    axes.axhline(target, color="grey", linestyle="--", linewidth=1,
+                 label="paper search, final HV (mean)")
+    axes.set_xlabel("QAT-run equivalents (probes included)")
+    axes.set_ylabel("hypervolume (val accuracy, energy/E8, memory/M8)")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--out", type=Path, default=ROOT / "results" / "bench_search")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--generations", type=int, default=5)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--generations", type=int, default=2,
+                        help="generations of the searches other than the paper's")
     parser.add_argument("--set", dest="extra", action="append", default=[],
                         help="more explore overrides, applied to every search")
     parser.add_argument("--searches", nargs="+", default=list(SEARCHES), choices=list(SEARCHES),
@@ -118,40 +175,42 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     searches = args.searches
-    jobs = [(a, s) for s in args.seeds for a in searches]
     archives = {}
-    for search, seed in tqdm(jobs, desc="explore runs", unit="run", file=sys.stderr):
+    for seed, search in tqdm([(s, a) for s in args.seeds for a in searches],
+                             desc="explore runs", unit="run", file=sys.stderr):
         archives[search, seed] = archive(run(args.out, search, seed, args.generations,
                                              args.extra))
-    scale = eight_bit_scale(next(iter(archives.values())))
-    curves = {key: hv_curve(points, scale) for key, points in archives.items()}
-    budget = min(len(c) for c in curves.values())
-    print(f"budget: {budget} QAT runs per search ({args.generations} generations of 10 + 10,"
-          f" seeds {args.seeds}); reference point {REFERENCE.tolist()} on (-accuracy,"
-          f" energy / E8, memory / M8)")
-    finals = {a: [curves[a, s][budget - 1] for s in args.seeds] for a in searches}
+    scale = eight_bit_scale(next(iter(archives.values()))[1])
+    curves = {key: hv_curve(probes, points, scale) for key, (probes, points) in archives.items()}
+    reference = searches[0]
+    finals = {a: [curves[a, s][-1][1] for s in args.seeds] for a in searches}
+    target = statistics.mean(finals[reference])
+    print(f"seeds {args.seeds}; reference point {REFERENCE.tolist()} on (-val accuracy, "
+          f"energy / E8, memory / M8); cost in QAT-run equivalents, probes included")
     width = max(len(a) for a in searches)
     for search in searches:
-        per_seed = ", ".join(f"s{s} {curves[search, s][budget - 1]:.4f}" for s in args.seeds)
-        print(f"{search:{width}s} HV at {budget} QAT runs: {_spread(finals[search])}  [{per_seed}]")
-    reference = searches[0]
-    target = statistics.mean(finals[reference])
-    for search in searches[1:]:
-        gain = statistics.mean(finals[search]) / target - 1.0
-        print(f"{search} vs {reference} at the same budget: {gain:+.1%} (mean of "
-              f"{len(args.seeds)} seeds)")
+        spent = [curves[search, s][-1][0] for s in args.seeds]
+        probes = [archives[search, s][0] for s in args.seeds]
+        print(f"{search:{width}s} final HV {_spread(finals[search])} after "
+              f"{statistics.mean(spent):.1f} equivalents ({statistics.mean(probes):.1f} probes)")
+    for budget in CHECKPOINTS:
+        for search in searches:
+            values = [v for v in (hv_at(curves[search, s], budget) for s in args.seeds)
+                      if v is not None]
+            gain = (f", {statistics.mean(values) / target - 1.0:+.1%} vs {reference} final"
+                    if values else "")
+            print(f"{search:{width}s} HV at {budget:g} equivalents: {_spread(values)} "
+                  f"[{len(values)} of {len(args.seeds)} runs got that far]{gain}")
     for search in searches:
         reached = [first_reaching(curves[search, s], target) for s in args.seeds]
-        text = ", ".join(f"s{s} {r if r is not None else f'>{len(curves[search, s])}'}"
-                         for s, r in zip(args.seeds, reached))
-        print(f"{search:{width}s} QAT runs to reach {reference}'s mean final HV {target:.4f}: "
-              f"{text}")
-    for search in searches:
-        checkpoints = range(10, budget + 1, 10)
-        means = [statistics.mean(curves[search, s][n - 1] for s in args.seeds)
-                 for n in checkpoints]
-        print(f"{search:{width}s} mean HV after " + ", ".join(
-            f"{n}: {m:.4f}" for n, m in zip(checkpoints, means)))
+        text = ", ".join(f"s{s} {r:.1f}" if r is not None else f"s{s} not within "
+                         f"{curves[search, s][-1][0]:.1f}" for s, r in zip(args.seeds, reached))
+        got = sorted(r if r is not None else math.inf for r in reached)
+        print(f"{search:{width}s} equivalents to reach {reference}'s mean final HV "
+              f"{target:.4f}: median {statistics.median(got):.1f} [{text}]")
+    write_csv(args.out / "bench_search.csv", curves)
+    write_plot(args.out / "bench_search.png", curves, searches, target)
+    print(f"wrote {args.out / 'bench_search.csv'} and {args.out / 'bench_search.png'}")
 
 
 if __name__ == "__main__":
