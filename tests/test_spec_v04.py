@@ -82,6 +82,6 @@ def test_v04_eyeriss_reads_as_the_v03_template(tmp_path: Path) -> None:
 
 def test_v04_node_of_unknown_type_names_it() -> None:
     data = parse_yaml_text("architecture:\n  version: 0.4\n  nodes:\n"
-                           "  - !Parallel {name: branches}\n", "spec.yaml")
-    with pytest.raises(SpecError, match="unsupported node type !Parallel"):
+                           "  - !Mesh {name: branches}\n", "spec.yaml")
+    with pytest.raises(SpecError, match="unsupported node type !Mesh"):
         arch_from_dict(data, "spec.yaml")

@@ -287,8 +287,8 @@ class _TreeBuilder:
                 current, current_x, current_n = child, current_x * x, current_n * x * y
                 attrs = {**attrs, **own}
             else:
-                self.component(node, name, own, current, current_x * x, current_n * x * y,
-                               here)
+                self.component(node, name, x * y, own, current, current_x * x,
+                               current_n * x * y, here)
 
     def parallel(self, nodes: Any, current: dict[str, Any], mesh_x: int, instances: int,
                  attrs: Mapping[str, Any], where: str) -> None:
@@ -321,14 +321,15 @@ class _TreeBuilder:
         current.setdefault("local", []).append({"name": level, "class": DUMMY_CLASS,
                                                 "attributes": attributes})
 
-    def component(self, node: Mapping[str, Any], name: str, attributes: dict[str, Any],
+    def component(self, node: Mapping[str, Any], name: str, copies: int,
+                  attributes: dict[str, Any],
                   current: dict[str, Any], mesh_x: int, instances: int, where: str) -> None:
         if "class" not in node:
             raise self.fail(f"component '{name}' has no class", f"{where}.class",
                             "add 'class: <storage or compute class>'")
         if instances > 1 or "spatial" in node:
             attributes.setdefault("meshX", mesh_x)
-        leaf = {"name": name, "class": node["class"], "attributes": attributes}
+        leaf = {"name": _named(name, copies), "class": node["class"], "attributes": attributes}
         if "subclass" in node:
             leaf["subclass"] = node["subclass"]
         current.setdefault("local", []).append(leaf)
