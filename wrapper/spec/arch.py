@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 from ..errors import QuantMapError, SpecError, unknown_name_fix
 from .entries import entry_frame
 from .settings import Rule
-from .v04 import is_v04, tree_from_nodes, variables_scope
+from .v04 import is_v04, problem_dataspaces, tree_from_nodes, variables_scope
 from .yamlio import load_specs
 
 _INSTANCE_RANGE = re.compile(r"^(?P<base>[^\[]+)\[(?P<lo>\d+)\.\.(?P<hi>\d+)\]$")
@@ -456,7 +456,8 @@ def arch_from_dict(data: Mapping[str, Any], source: str | None = None,
     spec = data["architecture"]
     if is_v04(spec):  # read as the v0.3 tree, which is also what Timeloop and Accelergy get
         scope = variables_scope(data, origins.get("variables", source))
-        spec, node_constraints = tree_from_nodes(spec, source, scope)
+        spec, node_constraints = tree_from_nodes(spec, source, scope,
+                                                 problem_dataspaces(data.get("problem")))
         data = {**data, "architecture": spec}
         if node_constraints:
             data["architecture_constraints"] = _with_targets(

@@ -200,9 +200,12 @@ _SPARSE_KEYS = ("sparse_optimizations", "compression", "metadata", "density")
 class _TreeBuilder:
     """Walks the ``nodes:`` list, building the v0.3 tree and the constraint targets."""
 
-    def __init__(self, source: str | None, scope: Mapping[str, Any]) -> None:
+    def __init__(self, source: str | None, scope: Mapping[str, Any],
+                 dataspaces: tuple[str, ...]) -> None:
         self.source = source
         self.scope = dict(scope)
+        self.dataspaces = dataspaces
+        self.in_parallel = False
         self.constraints: list[dict[str, Any]] = []
 
     def fail(self, message: str, where: str, fix: str) -> SpecError:
@@ -237,6 +240,10 @@ class _TreeBuilder:
                     raise self.fail(f"unknown key '{key}' in a {kind} constraint",
                                     f"{here}.{key}", f"use {', '.join(keys)}")
                 entry[key] = value
+            if kind == "dataspace" and self.in_parallel and "bypass" not in body and (
+                    isinstance(body.get("keep"), list) and self.dataspaces):
+                # a !Parallel branch holds only what it keeps: the rest flows past it
+                entry["bypass"] = [d for d in self.dataspaces if d not in body["keep"]]
             self.constraints.append(entry)
 
     def walk(self, nodes: Any, parent: dict[str, Any], mesh_x: int, instances: int,
@@ -301,7 +308,9 @@ class _TreeBuilder:
             if tag in ("Container", "Hierarchical", "Parallel"):
                 raise self.fail(f"a !{tag} inside !Parallel is not supported", f"{where}[{i}]",
                                 "put only !Component (or !Nothing) branches in a !Parallel")
+        self.in_parallel = True
         self.walk(nodes, current, mesh_x, instances, attrs, where)
+        self.in_parallel = False
 
     def name(self, node: Mapping[str, Any], where: str) -> str:
         name = node.get("name")
@@ -337,11 +346,13 @@ class _TreeBuilder:
 
 
 def tree_from_nodes(architecture: Mapping[str, Any], source: str | None = None,
-                    scope: Mapping[str, Any] | None = None
+                    scope: Mapping[str, Any] | None = None, dataspaces: tuple[str, ...] = ()
                     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The v0.3 ``architecture`` section (``subtree``/``local``) of a v0.4 ``nodes:`` section,
-    and the constraint targets its nodes carry (v0.3 ``architecture_constraints`` entries)."""
-    builder = _TreeBuilder(source, scope or {})
+    and the constraint targets its nodes carry (v0.3 ``architecture_constraints`` entries).
+    ``dataspaces`` (the problem's, when known) completes the bypass list of a !Parallel branch
+    that names only what it keeps, as the front-end does."""
+    builder = _TreeBuilder(source, scope or {}, dataspaces)
     root: dict[str, Any] = {"subtree": []}
     builder.walk(architecture.get("nodes"), root, 1, 1, {}, "architecture.nodes")
     return {"version": 0.3, "subtree": _prune(root["subtree"])}, builder.constraints
@@ -401,3 +412,13 @@ def problem_to_v03(problem: Mapping[str, Any], source: str | None) -> dict[str, 
     if instance is not None:
         out["instance"] = instance
     return out
+
+
+def problem_dataspaces(problem: Any) -> tuple[str, ...]:
+    """The dataspace names of a raw problem section (v0.3 or v0.4 keys), () when it has none."""
+    shape = problem.get("shape") if isinstance(problem, Mapping) else None
+    if not isinstance(shape, Mapping):
+        return ()
+    spaces = shape.get("data_spaces", shape.get("data-spaces"))
+    return tuple(str(ds["name"]) for ds in spaces or [] if isinstance(ds, Mapping) and "name" in ds) \
+        if isinstance(spaces, list) else ()
