@@ -34,6 +34,7 @@ import numpy as np
 
 from ..errors import PrecisionError, SpecError, unknown_name_fix
 from ..spec.arch import Arch
+from ..spec.v04 import DUMMY_CLASS
 from ..spec.precision import packing_factor, packing_problem
 from ..spec.problem import Problem
 from .factors import ordered_factorizations
@@ -145,6 +146,8 @@ def _raw_slot(arch: Arch, problem: Problem, level: str, kind: str, level_index: 
                             f"{level} ({kind})")
     if kind == SPATIAL:
         min_parallelism = _min_parallelism(arch, level, fanout)
+    elif arch.level(level).cls == DUMMY_CLASS:  # a fan-out stand-in has no loops of its own
+        factors.update({dim: 1 for dim in dims if dim not in factors})
     return {"level": level, "kind": kind, "level_index": level_index, "factors": factors,
             "maxima": maxima, "prefix": prefix, "split": split, "fanout": fanout,
             "min_parallelism": min_parallelism, "sources": ", ".join(sources) or None}
@@ -266,7 +269,8 @@ def _check_spatial(slots: tuple[Slot, ...], options: tuple[np.ndarray, ...],
 def _keep_rules(arch: Arch, problem: Problem, levels: list[str],
                 dataspaces: tuple[str, ...]) -> list[list[str]]:
     """Per level (innermost first) and dataspace: '1' keep, '0' bypass, 'X' open."""
-    rules = [["X"] * len(dataspaces) for _ in levels]
+    rules = [["0" if arch.level(name).cls == DUMMY_CLASS else "X"] * len(dataspaces)
+             for name in levels]  # a fan-out stand-in stores nothing
     given: dict[tuple[int, int], str] = {}
     sources: dict[tuple[int, int], str | None] = {}
     for li, name in enumerate(levels):

@@ -22,6 +22,7 @@ from ..errors import SpecError, unknown_name_fix
 from ..spec.arch import Arch, ArithmeticLevel, StorageLevel
 from ..spec.ert import DRAM_PJ_PER_BIT, READ_ACTION, WRITE_ACTION, EnergyTable
 from ..spec.precision import Precision
+from ..spec.v04 import DUMMY_CLASS
 
 REFERENCE_NODE_NM = 45.0
 
@@ -180,6 +181,8 @@ def storage_action_energies(level: StorageLevel, components: Mapping[str, Any] |
                             source: str | None = None) -> dict[str, float]:
     """``read`` and ``write`` energy of one vector access of ``level`` (Timeloop charges fills
     and updates as writes). ``source`` (the spec file) goes into error messages."""
+    if level.cls == DUMMY_CLASS:  # a fan-out stand-in is never accessed
+        return _same(0.0)
     primitive, has_generators = _COMPOUNDS.get(level.cls, (level.cls, False))
     if primitive not in _STORAGE_PRIMITIVES:
         raise SpecError(f"no built-in energy model for class '{level.cls}' of level '{level.name}'",

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 from ..errors import QuantMapError, SpecError, unknown_name_fix
 from .entries import entry_frame
 from .settings import Rule
-from .v04 import is_v04, tree_from_nodes
+from .v04 import is_v04, problem_dataspaces, tree_from_nodes, variables_scope
 from .yamlio import load_specs
 
 _INSTANCE_RANGE = re.compile(r"^(?P<base>[^\[]+)\[(?P<lo>\d+)\.\.(?P<hi>\d+)\]$")
@@ -373,7 +373,7 @@ _CONSTRAINT_KEYS = {"temporal": ("factors", "permutation"),
                     "spatial": ("factors", "permutation", "split"),
                     "bypass": ("keep", "bypass"), "datatype": ("keep", "bypass"),
                     "utilization": ("min",), "parallelism": ("min",)}
-_SPLIT = Rule(int, minimum=0, maximum=64, example=1)
+_SPLIT = Rule(int, minimum=0, maximum=1 << 16, example=1)  # past the dimension count: all in X
 _MINIMUMS = {"utilization": Rule(float, above=0.0, maximum=1.0, example=0.5,
                                  help="fraction of the fan-out below the target"),
              "parallelism": Rule(int, minimum=1, maximum=MAX_INSTANCES, example=4,
@@ -455,8 +455,15 @@ def arch_from_dict(data: Mapping[str, Any], source: str | None = None,
                         fix="give the architecture file (top-level 'architecture:')")
     spec = data["architecture"]
     if is_v04(spec):  # read as the v0.3 tree, which is also what Timeloop and Accelergy get
-        spec = tree_from_nodes(spec, source)
+        scope = variables_scope(data, origins.get("variables", source))
+        spec, node_constraints = tree_from_nodes(spec, source, scope,
+                                                 problem_dataspaces(data.get("problem")))
         data = {**data, "architecture": spec}
+        if node_constraints:
+            data["architecture_constraints"] = _with_targets(
+                data.get("architecture_constraints"), node_constraints, source,
+                origins.get("architecture_constraints"))
+            origins = {**origins, "architecture_constraints": source}
     if not isinstance(spec, Mapping) or "subtree" not in spec:
         raise SpecError("missing key 'subtree'", file=source, field="architecture.subtree",
                         fix="use Timeloop v0.3 format: architecture: {version: 0.3, subtree: [...]}")
@@ -485,6 +492,20 @@ def arch_from_dict(data: Mapping[str, Any], source: str | None = None,
                             field=f"{constraint.origin}_constraints.target",
                             fix=unknown_name_fix(constraint.target, arch.level_names, "levels"))
     return arch
+
+
+def _with_targets(block: Any, targets: list[dict[str, Any]], source: str | None,
+                  block_source: str | None) -> dict[str, Any]:
+    """Node-level constraints of a v0.4 spec joined with a separate constraint file's targets:
+    both hold, as for Timeloop, which reads every constraint it is given."""
+    if block is None:
+        return {"targets": targets}
+    given = block.get("targets") if isinstance(block, Mapping) else block
+    if given is not None and not isinstance(given, list):
+        raise SpecError("architecture_constraints targets is not a list", file=block_source,
+                        field="architecture_constraints.targets",
+                        fix="write 'targets:' followed by '- target: ...' entries")
+    return {"targets": [*targets, *(given or [])]}
 
 
 def _default_name(subtree: Sequence[Any]) -> str:

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 from ..errors import SpecError, require_keys, unknown_name_fix
 from .precision import DATASPACES, Precision
 from .settings import Rule
+from .v04 import is_v04_problem, problem_to_v03
 from .yamlio import dump_yaml_file, load_yaml_file
 
 
@@ -255,6 +256,8 @@ def problem_from_dict(data: Any, source: str | None = None) -> Problem:
     if not isinstance(data, Mapping):
         raise SpecError("no 'problem' map found", file=source, field="problem",
                         fix="the file needs a top-level 'problem:' with 'shape' and 'instance'")
+    if is_v04_problem(data):
+        data = problem_to_v03(data, source)
     require_keys(data, ("shape", "instance"), "problem", source)
     shape = shape_from_dict(data["shape"], source)
     instance = data["instance"]

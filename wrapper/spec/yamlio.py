@@ -189,9 +189,23 @@ def read_text_file(path: str | Path) -> str:
                         file=str(path), fix="save the file as UTF-8 text") from None
 
 
+_JINJA_MARKS = ("{{", "{%")
+
+
 def load_yaml_file(path: str | Path) -> Any:
-    """Read and parse one YAML file (SpecError when missing, unreadable or malformed)."""
-    return parse_yaml_text(read_text_file(path), str(path))
+    """Read and parse one YAML file (SpecError when missing, unreadable or malformed).
+
+    A Jinja2 top-level file of the v0.4 front-end (``{{include(...)}}``, ``{% if ... %}``) is
+    refused with one line: its output depends on variables the front-end's caller passes
+    (``architecture``, ``problem``), which a plain list of files cannot supply."""
+    text = read_text_file(path)
+    if str(path).endswith((".jinja2", ".j2")) or any(
+            line.lstrip().startswith(_JINJA_MARKS) for line in text.splitlines()):
+        raise SpecError("Jinja2 templates (include, include_all, include_text, cwd, "
+                        "path_exists, add_to_path) are not supported", file=str(path),
+                        fix="give the files the template includes instead: the arch.yaml, "
+                            "the problem, the _components/*.yaml files and the mapper file")
+    return parse_yaml_text(text, str(path))
 
 
 def dump_yaml_text(data: Any) -> str:
