@@ -12,8 +12,10 @@ Accelergy's tables of the default renders), so no Accelergy runs.
   as the commit the fork branched from does): every record without bit widths equal. Later
   releases count Outputs fills differently and are skipped with that reason.
 
-The built-in tools on a grouped problem YAML, end to end: ``wrapper.map`` adapts the template's
-constraints (G follows N) and its mapping re-evaluates to the same stats in ``wrapper.evaluate``.
+The tools on a grouped problem YAML, end to end: ``wrapper.map`` adapts the template's
+constraints (G follows N) and its mapping re-evaluates to the same stats in ``wrapper.evaluate``;
+timeloop-mapper takes the same adapted constraints, and the built-in mapper's proven optimum is
+at least as good as its best.
 """
 
 from __future__ import annotations
@@ -33,13 +35,15 @@ from conftest import ALL_GOLDEN_RECORDS, SHARED_DIR, golden_case, stats_from_res
 from realtools import NO_TOOLS, builds_of, cost_model
 from test_timeloop_integration import differences
 
+from wrapper.backends import evaluate_files, map_files
 from wrapper.engine import MappingEvaluator
 from wrapper.engine.constraints import build_mapspace
 from wrapper.engine.costmodel import BuiltinCostModel
 from wrapper.engine.mapspace import MapSpace
 from wrapper.spec.arch import Arch
 from wrapper.spec.costmodel import MapperSettings
-from wrapper.spec.ert import load_energy_table
+from wrapper.spec.constraints import adapt_constraints_for_shape
+from wrapper.spec.ert import EnergyTable, load_energy_table
 from wrapper.spec.inputs import load_inputs
 from wrapper.spec.mapping import Mapping, load_mapping
 from wrapper.spec.precision import Precision
@@ -77,7 +81,8 @@ CASES: tuple[tuple[str, ProblemShape, dict[str, int], dict[str, int]], ...] = (
      {"G": 3, "C": 4, "M": 6, "R": 1, "S": 7, "N": 2, "P": 5, "Q": 6},
      _coefficients((3, 1), (1, 2))),
     ("grouped_g2_c3_stride3x5_dilation3", GROUPED_SHAPE,  # C3: Simba fills 3 of 4 lanes
-     {"G": 2, "C": 3, "M": 6, "R": 1, "S": 3, "N": 1, "P": 7, "Q": 8}, _coefficients((3, 5), (3, 1))),
+     {"G": 2, "C": 3, "M": 6, "R": 1, "S": 3, "N": 1, "P": 7, "Q": 8},
+     _coefficients((3, 5), (3, 1))),
     ("dense_1x1_stride2", CNN_LAYER_SHAPE,  # stride beyond the kernel: inputs skipped
      {"C": 16, "M": 32, "R": 1, "S": 1, "N": 1, "P": 7, "Q": 7}, _coefficients((2, 2))),
     ("dense_3x3_stride4_dilation3", CNN_LAYER_SHAPE,
@@ -128,7 +133,7 @@ def _table_dir(arch_name: str) -> Path:
 
 
 @lru_cache(maxsize=None)
-def _energy_table(arch_name: str):  # noqa: ANN202 (an EnergyTable)
+def _energy_table(arch_name: str) -> EnergyTable:
     folder = _table_dir(arch_name)
     return load_energy_table(folder / "ERT.yaml", folder / "ART.yaml")
 
@@ -206,7 +211,8 @@ def _counts_like_the_fork(binaries: object, tmp: Path) -> bool:
     model = cost_model(binaries, tmp / "golden")
     for record in (r for r in ALL_GOLDEN_RECORDS if not r["bitwidths"]):
         _, arch, problem, mapping = golden_case(record_id=record["record_id"])
-        got = model.evaluate(arch, problem, mapping, (SHARED_DIR / "golden" / record["ert_ref"]).parent)
+        tables = (SHARED_DIR / "golden" / record["ert_ref"]).parent
+        got = model.evaluate(arch, problem, mapping, tables)
         if differences(got, stats_from_results(record["results"]), rel=ENERGY_REL):
             return False
     return True
@@ -244,7 +250,8 @@ def test_map_and_evaluate_a_grouped_problem_file(tmp_path: Path, repo_root: Path
                                       "Q": 14}, _coefficients((2, 2), (1, 1)),
                       Precision(inputs=8, weights=4, outputs=8))
     problem_file = dump_problem(problem, tmp_path / "grouped.yaml")
-    assert yaml.safe_load(problem_file.read_text())["problem"]["shape"]["name"] == "Grouped-CNN-Layer"
+    shape = yaml.safe_load(problem_file.read_text())["problem"]["shape"]
+    assert shape["name"] == "Grouped-CNN-Layer"
     mapper = tmp_path / "mapper.yaml"
     mapper.write_text("mapper:\n  optimization-metrics: [edp, energy]\n  budget: 2000\n")
     mapped = _run("wrapper.map", *arch_files, str(problem_file), str(mapper), "-o",
@@ -262,3 +269,57 @@ def test_map_and_evaluate_a_grouped_problem_file(tmp_path: Path, repo_root: Path
     from_map.pop("certificate")
     assert from_map["valid"] and from_map == json.loads((tmp_path / "eval.json").read_text())
     assert from_map["macs"] == problem.macs
+
+
+@pytest.mark.skipif(not NATIVE_BUILDS, reason=f"{NO_TOOLS}; none is a bit-width build "
+                    "(the authors' fork or a patched build)")
+@pytest.mark.parametrize("arch_name", ARCHES)
+def test_timeloop_mapper_takes_the_grouped_constraints_and_the_builtin_mapper_matches_it(
+        shared_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, arch_name: str) -> None:
+    """timeloop-mapper accepts the adapted constraint files (G pinned where N is), the built-in
+    engine re-evaluates its best mapping exactly, and the built-in mapper's proven optimum is at
+    least as good."""
+    _, binaries = NATIVE_BUILDS[0]
+    monkeypatch.setenv("QUANTMAP_TIMELOOP_MODEL", str(binaries.model))
+    monkeypatch.setenv("QUANTMAP_TIMELOOP_MAPPER", str(binaries.mapper))
+    monkeypatch.setenv("QUANTMAP_CACHE", str(tmp_path / "cache"))
+    problem = Problem(GROUPED_SHAPE, {"G": 4, "C": 8, "M": 8, "R": 3, "S": 3, "N": 1, "P": 14,
+                                      "Q": 14}, _coefficients((2, 2), (1, 1)),
+                      Precision(inputs=8, weights=4, outputs=8))
+    _, files = _render(arch_name, problem, tmp_path / "in")
+    mapper = tmp_path / "in" / "mapper.yaml"
+    mapper.write_text(yaml.safe_dump({"mapper": {"optimization-metrics": ["edp", "energy"],
+                                                 "budget": 500}}))
+    tables = [_table_dir(arch_name) / "ERT.yaml", _table_dir(arch_name) / "ART.yaml"]
+    found = {engine: map_files([*files, mapper, *tables], tmp_path / engine, engine)
+             for engine in ("timeloop", "builtin")}
+    _, mapping, searched = found["timeloop"]
+    assert searched.valid
+    assert all(level.spatial.get("G", 1) == 1 for level in mapping.levels)
+    model_files = [f for f in files if "constraints" not in f.parts] + tables
+    again = evaluate_files([*model_files, found["timeloop"][0]], "builtin")
+    assert differences(again, searched, rel=ENERGY_REL) == []
+    best = found["builtin"][2]
+    assert best.certificate is not None and best.certificate.optimal
+    assert best.energy_pj * best.cycles <= searched.energy_pj * searched.cycles * (1 + 1e-9)
+
+
+def test_g_follows_the_constraints_of_n() -> None:
+    """Pinned to 1 where N is, placed just outside N (``split`` grows when N is on the X side);
+    free where N is free; the dense shape is left as written."""
+    written = {"architecture_constraints": {"targets": [
+        {"target": "A", "type": "spatial", "permutation": "NPQR SCM", "split": 4,
+         "factors": "N=1 P=1 Q=1 R=1 S=0"},
+        {"target": "B", "type": "temporal", "permutation": ["R", "S", "C", "M", "N"],
+         "factors": {"R": 1, "S": 1}},
+        {"target": "C", "type": "spatial", "permutation": "MCN", "split": 1,
+         "factors": ["N=1"]}]}}
+    adapted = adapt_constraints_for_shape(written, GROUPED_SHAPE)["architecture_constraints"]
+    assert adapted["targets"] == [
+        {"target": "A", "type": "spatial", "permutation": "NGPQR SCM", "split": 5,
+         "factors": "N=1 P=1 Q=1 R=1 S=0 G=1"},
+        {"target": "B", "type": "temporal", "permutation": ["R", "S", "C", "M", "N", "G"],
+         "factors": {"R": 1, "S": 1}},
+        {"target": "C", "type": "spatial", "permutation": "MCNG", "split": 1,
+         "factors": ["N=1", "G=1"]}]
+    assert adapt_constraints_for_shape(written, CNN_LAYER_SHAPE) == written

@@ -154,8 +154,8 @@ def _adapted_text(text: str, shape: ProblemShape, source: str) -> str:
     if adapted == data:
         return text
     header = (f"# Adapted for problem shape '{shape.name}' (dimensions {' '.join(shape.dimensions)})"
-              f" by QuantMap from {source}:\n# dimensions the shape lacks are removed (where M was a"
-              " free spatial fan-out dimension, C takes its place); G follows N's constraints.\n")
+              f" by QuantMap from {source}:\n# dimensions the shape lacks are removed (where M was"
+              " a free spatial fan-out dimension, C takes its place); G follows N's constraints.\n")
     return header + dump_yaml_text(adapted)
 
 
