@@ -63,11 +63,13 @@ def pack(raw: RawCounts, k: int) -> PackedCounts:
 
 
 def utilized_clusters(level: StorageLevel, instances: np.ndarray | int) -> np.ndarray | int:
-    """Clusters sharing an access. Timeloop reports all clusters of a clustered level as used
-    (golden Simba PEWeightRegs: 4 of 4 at any utilization); unclustered levels: one per instance."""
+    """Clusters sharing an access. Timeloop assumes the utilized instances are spread over all
+    clusters of a clustered level, one per cluster until every cluster holds one (golden Simba
+    PEWeightRegs: 4 of 4 clusters at 4 or more utilized instances, 3 at 3); unclustered levels:
+    one per instance."""
     if level.cluster_size <= 1:
         return instances
-    return max(1, -(-level.instances // level.cluster_size))
+    return np.minimum(instances, max(1, -(-level.instances // level.cluster_size)))
 
 
 def dataspace_energy(level: StorageLevel, counts: PackedCounts, read_pj: float,

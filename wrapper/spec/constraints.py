@@ -1,8 +1,15 @@
-"""Depthwise adaptation of constraint files: Timeloop stops with "dimension M not found in
-problem shape" when constraints written for the dense CNN-layer shape name M on a depthwise
-problem. A depthwise layer computes output channel c from input channel c only, so C takes the
-role M had: constraints naming a dimension the shape lacks have it removed, or replaced by its
-role substitute where it was a free spatial fan-out dimension.
+"""Adaptation of constraint files written for the dense CNN-layer shape to other shapes.
+
+Depthwise: Timeloop stops with "dimension M not found in problem shape" when constraints name M
+on a depthwise problem. A depthwise layer computes output channel c from input channel c only, so
+C takes the role M had: constraints naming a dimension the shape lacks have it removed, or
+replaced by its role substitute where it was a free spatial fan-out dimension.
+
+Grouped: the constraints never name the group dimension G, and Timeloop would leave an unnamed
+dimension free at every level, spatial fan-outs included (a G fan-out across Eyeriss columns that
+the row-stationary dataflow has no wiring for). Groups are independent convolutions, like the
+images of a batch, so G follows the constraints of N: pinned to 1 wherever N is, and placed next
+to N in every permutation that lists N.
 """
 
 from __future__ import annotations
@@ -18,6 +25,9 @@ from .problem import BUILTIN_SHAPES, ProblemShape
 # output channel c is computed from input channel c only, so C is the output-channel dimension
 # that M is in the dense CNN layer.
 _ROLE_SUBSTITUTES = {"M": "C"}
+# A dimension the dense-layer constraints never name follows the constraints of its role model:
+# the groups of a grouped convolution are independent convolutions, like the images of a batch.
+_ROLE_MODELS = {"G": "N"}
 # Only dimensions of a known shape are adapted away; any other name is a mistake that the
 # constraint reader reports, not something to drop silently.
 _KNOWN_DIMS = frozenset(d for shape in BUILTIN_SHAPES.values() for d in shape.dimensions)
@@ -70,11 +80,37 @@ def _adapt_entry(entry: Mapping[str, Any], dims: Sequence[str], where: str) -> d
             if isinstance(split, int) and not isinstance(split, bool) and remove in order and order.index(remove) < split:
                 out["split"] = out["split"] - 1
             perm = _edit_permutation(perm, remove, rename)
+    for dim, model in _ROLE_MODELS.items():
+        if dim in dims and model in dims and dim not in named:
+            factors, perm = _follow(dim, model, factors, perm, out)
     if "factors" in entry:
         out["factors"] = _emit_factors(entry["factors"], factors)
     if perm is not None:
         out["permutation"] = perm
     return out
+
+
+def _follow(dim: str, model: str, factors: dict[str, int], perm: Any, out: dict[str, Any]
+            ) -> tuple[dict[str, int], Any]:
+    """Give ``dim`` the constraints of ``model``: its pin to 1 and its place in the permutation
+    (just outside it; ``split`` grows when that place is on the X side)."""
+    if factors.get(model) == 1:
+        factors = {**factors, dim: 1}
+    if perm is not None and model in _permutation_dims(perm):
+        order = _permutation_dims(perm)
+        split = out.get("split")
+        if isinstance(split, int) and not isinstance(split, bool) and order.index(model) < split:
+            out["split"] = split + 1
+        perm = _insert_after(perm, model, dim)
+    return factors, perm
+
+
+def _insert_after(perm: Any, anchor: str, dim: str) -> Any:
+    """The permutation with ``dim`` right after ``anchor``, keeping the file's spacing style."""
+    if isinstance(perm, list):
+        at = [str(d) for d in perm].index(anchor) + 1
+        return [*perm[:at], dim, *perm[at:]]
+    return str(perm).replace(anchor, anchor + dim, 1)
 
 
 def adapt_constraints_for_shape(constraints: Mapping[str, Any],
@@ -87,7 +123,9 @@ def adapt_constraints_for_shape(constraints: Mapping[str, Any],
     M) is pinned to 1 there or not named while it has a fixed factor, the substitute takes its
     place (its own pin is removed, it moves to the missing dimension's slot, keeping the factor);
     otherwise the dimension is dropped. ``split`` follows removed dimensions. This reproduces the
-    adapted constraint files of the depthwise reference runs exactly. The input is not modified.
+    adapted constraint files of the depthwise reference runs exactly. A dimension of the shape
+    that a constraint does not name but whose role model it names (G and N) gets the model's pin
+    to 1 and its place in the permutation. The input is not modified.
     """
     dims = tuple(problem_shape.dimensions)
     out = copy.deepcopy(dict(constraints))

@@ -3,7 +3,8 @@ ERT/ART, mapper section), merged and read into project types in one place.
 
 Every CLI that takes Timeloop's files goes through `load_inputs`, so they all accept the same
 files, report missing sections the same way, and adapt constraints that name dimensions the
-problem shape lacks (a depthwise layer has no M) instead of failing as Timeloop does.
+problem shape lacks (a depthwise layer has no M) instead of failing as Timeloop does, and
+constraints that never name a dimension it has (the groups G of a grouped layer).
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def load_inputs(paths: Sequence[str | Path],
     notes: tuple[str, ...] = ()
     if adapted != data:
         notes = (f"constraints adapted to the {problem.shape.name} shape: dimensions it lacks were "
-                 "removed (and C took M's place in spatial fan-out), as for depthwise layers",)
+                 "removed (and C took M's place in spatial fan-out), and G follows N's "
+                 "constraints",)
         data = adapted
     arch = arch_from_dict(data, origin.get("architecture"), origins=origin)
     return SpecInputs(data, origin, arch, problem, notes)

@@ -6,9 +6,10 @@ names. With the defaults a template reproduces the reference spec of the golden 
 deviation is an explicit, validated parameter. Parameter validation happens here, before Jinja
 runs, so a typo gets "did you mean" instead of a silently ignored value.
 
-Constraint files written for the CNN-layer shape name dimension M; for a problem shape without
-it (depthwise) `adapt_constraints_for_shape` rewrites them (see `wrapper.spec.constraints`),
-because Timeloop otherwise stops with "dimension M not found in problem shape".
+Constraint files written for the CNN-layer shape name dimension M and never name G; for a
+problem shape without M (depthwise) or with G (grouped) `adapt_constraints_for_shape` rewrites
+them (see `wrapper.spec.constraints`): Timeloop otherwise stops with "dimension M not found in
+problem shape", or leaves G free at every level.
 """
 
 from __future__ import annotations
@@ -153,8 +154,8 @@ def _adapted_text(text: str, shape: ProblemShape, source: str) -> str:
     if adapted == data:
         return text
     header = (f"# Adapted for problem shape '{shape.name}' (dimensions {' '.join(shape.dimensions)})"
-              f" by QuantMap from {source}:\n# dimensions the shape lacks are removed; where M was a"
-              " free spatial fan-out dimension, C takes its place.\n")
+              f" by QuantMap from {source}:\n# dimensions the shape lacks are removed (where M was"
+              " a free spatial fan-out dimension, C takes its place); G follows N's constraints.\n")
     return header + dump_yaml_text(adapted)
 
 
