@@ -20,7 +20,7 @@ import sys
 from typing import Sequence
 
 from .backends import ENGINES, map_files
-from .cli import OneLineParser, emit_stats_json, summary
+from .cli import OneLineParser, add_engine_options, emit_stats_json, engine_settings, summary
 from .errors import QuantMapError, report_error
 from .spec.yamlio import check_file_path
 
@@ -32,11 +32,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-o", "--out-dir", required=True, help="folder for <name>.map.yaml")
     parser.add_argument("--json", dest="json_out", help="write the stats JSON here (default: stdout)")
     parser.add_argument("--engine", choices=ENGINES, default="builtin")
+    add_engine_options(parser)
     try:
         args = parser.parse_args(argv)
         if args.json_out:
             check_file_path(args.json_out, "--json")  # before the search, not after it
-        path, _, stats = map_files(args.files, args.out_dir, args.engine)
+        path, _, stats = map_files(args.files, args.out_dir, args.engine,
+                                   engine_settings(args))
+
         emit_stats_json(stats, args.json_out)
     except QuantMapError as exc:
         return report_error(exc)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping as MappingType
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ConfigError
@@ -19,6 +19,40 @@ from .settings import Rule, read_settings, setting
 from .stats import Stats
 
 METRICS = ("energy", "delay", "edp", "last_level_accesses")
+# Whose accounting the numbers follow, in both engines: the authors' fork and its base 4a74d71,
+# or stock Timeloop v3.0.3 (docs/fidelity.md, "Stock v3 accounting").
+FORK, V3 = "fork", "v3"
+TIMELOOP_VERSIONS = (FORK, V3)
+
+
+def check_timeloop_version(version: str) -> str:
+    """``version`` when it is one of ``TIMELOOP_VERSIONS``, else a ConfigError (one line)."""
+    if version not in TIMELOOP_VERSIONS:
+        raise ConfigError(f"unknown Timeloop version '{version}'",
+                          field="engine.timeloop_version (--timeloop-version)",
+                          fix=f"use one of {', '.join(TIMELOOP_VERSIONS)}")
+    return version
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Settings that mean the same in both engines: whose accounting the counts follow
+    (``timeloop_version``) and whether the MAC energy scales with the operand widths
+    (``mac_width_scaling``; without an ERT only: the built-in model scales its MAC, the real tools
+    get the MAC's width rendered for Accelergy)."""
+
+    timeloop_version: str = FORK
+    mac_width_scaling: bool = False
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments both cost models take for these settings."""
+        return {"timeloop_version": check_timeloop_version(self.timeloop_version),
+                "mac_width_scaling": self.mac_width_scaling}
+
+    def stamp(self, stats: Stats) -> Stats:
+        """``stats`` naming these settings (what the stats JSON reports)."""
+        return replace(stats, timeloop_version=self.timeloop_version,
+                       mac_width_scaling=self.mac_width_scaling)
 
 
 @dataclass(frozen=True)
