@@ -84,7 +84,11 @@ def map_files(paths: Sequence[str | Path], out_dir: str | Path,
     write ``<name>.map.yaml`` (``<name>``: the mapper section's ``out_prefix``, else the problem
     file's stem)."""
     inputs = load_inputs(paths)
-    search = mapper_settings(inputs.data.get("mapper"), inputs.origin.get("mapper"))
+    mapper_notes: list[str] = []
+    search = mapper_settings(inputs.data.get("mapper"), inputs.origin.get("mapper"),
+                             notes=mapper_notes)
+    for note in mapper_notes:  # Timeloop's own keys that QuantMap's mapper does not use
+        print(f"note: {note}", file=sys.stderr)
     section = inputs.data.get("mapper") or {}
     name = OUT_PREFIX.check(section.get("out_prefix") or Path(inputs.origin["problem"]).stem,
                             "mapper.out_prefix", inputs.origin.get("mapper"))

@@ -6,12 +6,15 @@ Timeloop mapping YAML to ``DIR/<name>.map.yaml`` (``<name>`` = the mapper sectio
 ``out_prefix``, else the problem file's stem) and its `Stats` JSON (the schema of
 ``python -m wrapper.evaluate``) to ``--json OUT`` or stdout; a summary goes to stderr.
 
-Mapper section keys: ``metric`` or Timeloop's ``optimization-metrics`` (first = metric, second =
-tie-breaker), ``secondary-metric``, ``budget``/``max-evaluations``, ``max-seconds``, ``seed``,
-``exact`` (prove the optimum first; default true), ``exact-budget`` and ``exact-seconds``. The built-in mapper's
-certificate (optimal, or the gap bound) is the ``certificate`` key of the stats JSON and the
-first line of the mapping file.
-Timeloop's own search knobs (algorithm, threads, victory condition, ...) are accepted and ignored.
+Mapper section keys: ``metric``, ``secondary-metric``, ``budget``/``max-evaluations``,
+``max-seconds``, ``seed``, ``exact`` (prove the optimum first; default true), ``exact-budget`` and
+``exact-seconds``; and timeloop-mapper's own keys in either spelling (``optimization-metric`` or
+``optimization_metrics``): ``optimization-metric(s)`` (one name or a lexicographic list: first =
+metric, second = tie-breaker) and ``search-size`` (the budget) are honoured, the rest (algorithm,
+num-threads, timeout, victory-condition, live-status, log-*, diagnostics, ...) are accepted with
+one ``note:`` line each saying why they do not apply. The built-in mapper's certificate
+(optimal, or the gap bound) is the ``certificate`` key of the stats JSON and the first line of
+the mapping file.
 """
 
 from __future__ import annotations
