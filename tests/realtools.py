@@ -4,7 +4,8 @@ The default build is what ``find_binaries`` resolves (``$QUANTMAP_TIMELOOP_MODEL
 ``$QUANTMAP_TIMELOOP_MAPPER`` / ``$QUANTMAP_ACCELERGY``, else PATH). ``$QUANTMAP_TIMELOOP_BUILDS``
 adds more: install folders (each with ``bin/timeloop-model`` and ``bin/timeloop-mapper``)
 separated like PATH, so one session can check the fork and stock builds side by side. Each build
-is classified by the probe (native = honours ``bitwidths:``, stock = ignores them).
+is classified by the probe (native = honours ``bitwidths:``, stock = ignores them; accounting
+``fork`` = counts as the fork and 4a74d71, ``v3`` = as stock v3.0.3).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from wrapper.errors import BackendError
 from wrapper.timeloop.costmodel import TimeloopCostModel
 from wrapper.timeloop.discovery import Binaries, find_binaries
-from wrapper.timeloop.probe import probe_mode
+from wrapper.timeloop.probe import probe_build
 from wrapper.timeloop.runner import WorkDirs
 
 BUILDS_ENV = "QUANTMAP_TIMELOOP_BUILDS"
@@ -26,8 +27,9 @@ NO_TOOLS = ("no real Timeloop build found (put timeloop-model/-mapper on PATH, s
 
 
 @lru_cache(maxsize=None)
-def builds() -> tuple[tuple[str, Binaries, str], ...]:
-    """(label, binaries, mode) of every usable build, default first, without duplicates."""
+def builds() -> tuple[tuple[str, Binaries, str, str], ...]:
+    """(label, binaries, mode, accounting) of every usable build, default first, without
+    duplicates."""
     default = find_binaries()
     found: list[Binaries] = [default] if default.model and default.mapper else []
     for folder in filter(None, os.environ.get(BUILDS_ENV, "").split(os.pathsep)):
@@ -38,21 +40,29 @@ def builds() -> tuple[tuple[str, Binaries, str], ...]:
             found.append(Binaries(candidate.mapper.resolve(), candidate.model.resolve(),
                                   default.accelergy))
     work = WorkDirs(Path(tempfile.gettempdir()) / "quantmap-probe")
-    out: list[tuple[str, Binaries, str]] = []
+    out: list[tuple[str, Binaries, str, str]] = []
     for binaries in found:
-        if any(binaries.model == b.model for _, b, _ in out):
+        if any(binaries.model == b.model for _, b, _, _ in out):
             continue
         try:
-            mode = probe_mode(binaries.model, work)
+            verdict = probe_build(binaries.model, work)
         except BackendError:
             continue
-        out.append((binaries.model.parent.parent.name, binaries, mode))
+        out.append((binaries.model.parent.parent.name, binaries, verdict["mode"],
+                    verdict["accounting"]))
     return tuple(out)
 
 
-def builds_of(mode: str) -> list[tuple[str, Binaries]]:
-    """The usable builds of one mode, as (label, binaries)."""
-    return [(label, b) for label, b, m in builds() if m == mode]
+def builds_of(mode: str | None = None, accounting: str | None = None
+              ) -> list[tuple[str, Binaries]]:
+    """The usable builds of one mode and/or accounting, as (label, binaries)."""
+    return [(label, b) for label, b, m, a in builds()
+            if mode in (None, m) and accounting in (None, a)]
+
+
+def accounting_of(binaries: Binaries) -> str:
+    """The probed accounting (``fork`` or ``v3``) of one of the usable builds."""
+    return next(a for _, b, _, a in builds() if b.model == binaries.model)
 
 
 def accelergy() -> Path | None:
@@ -61,6 +71,8 @@ def accelergy() -> Path | None:
 
 
 def cost_model(binaries: Binaries, tmp: Path, **options: object) -> TimeloopCostModel:
-    """A TimeloopCostModel on ``binaries`` with its work and cache folders under ``tmp``."""
+    """A TimeloopCostModel on ``binaries`` with its work and cache folders under ``tmp``,
+    counting as the build does unless ``timeloop_version`` is given."""
+    options.setdefault("timeloop_version", accounting_of(binaries))
     return TimeloopCostModel(binaries, work_root=tmp / "work", cache_dir=tmp / "cache",
                              timeout_s=300, **options)

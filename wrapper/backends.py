@@ -15,7 +15,7 @@ from .engine.constraints import build_mapspace
 from .engine.costmodel import BuiltinCostModel
 from .engine.energy_model import builtin_energy_table
 from .errors import ConfigError, unknown_name_fix
-from .spec.costmodel import OUT_PREFIX, CostModel, mapper_settings
+from .spec.costmodel import OUT_PREFIX, CostModel, EngineSettings, mapper_settings
 from .spec.ert import EnergyTable, art_areas, ert_from_dict
 from .spec.inputs import SpecInputs, load_inputs
 from .spec.mapping import Mapping, dump_mapping
@@ -37,24 +37,27 @@ def get_cost_model(name: str = "builtin", **options: Any) -> CostModel:
 
 
 def energy_table_for(data: dict[str, Any], origin: dict[str, str], arch: Any,
-                     problem: Problem) -> EnergyTable:
-    """The ERT/ART among the inputs if any (what timeloop-model would use), else the built-in model."""
+                     problem: Problem, mac_width_scaling: bool = False) -> EnergyTable:
+    """The ERT/ART among the inputs if any (what timeloop-model would use), else the built-in
+    model (its MAC scaled to the problem's operand widths only with ``mac_width_scaling``)."""
     if "ERT" in data:
         return ert_from_dict(data["ERT"], origin.get("ERT"), data.get("ART"), origin.get("ART"))
-    table = builtin_energy_table(arch, problem.precision)
+    table = builtin_energy_table(arch, problem.precision if mac_width_scaling else None)
     if "ART" in data:
         return EnergyTable(table.actions, art_areas(data["ART"], origin.get("ART")), table.source)
     return table
 
 
-def cost_model_for(engine: str, inputs: SpecInputs) -> CostModel:
+def cost_model_for(engine: str, inputs: SpecInputs, settings: EngineSettings) -> CostModel:
     """The engine for merged input files, with the ERT/ART among them: the built-in engine gets
-    the table read from them (else its built-in energy model), the real tools get the files."""
+    the table read from them (else its built-in energy model), the real tools get the files.
+    ``settings`` mean the same in both engines (`EngineSettings`)."""
+    options = settings.options()
     if engine == "timeloop":
-        return get_cost_model("timeloop",
+        return get_cost_model("timeloop", **options,
                               energy_tables=tables_from_inputs(inputs.data, inputs.origin))
-    return get_cost_model(engine, energy_table=energy_table_for(
-        inputs.data, inputs.origin, inputs.arch, inputs.problem))
+    return get_cost_model(engine, **options, energy_table=energy_table_for(
+        inputs.data, inputs.origin, inputs.arch, inputs.problem, settings.mac_width_scaling))
 
 
 def print_notes(inputs: SpecInputs, model: CostModel) -> None:
@@ -63,31 +66,39 @@ def print_notes(inputs: SpecInputs, model: CostModel) -> None:
         print(f"note: {note}", file=sys.stderr)
 
 
-def evaluate_files(paths: Sequence[str | Path], engine: str = "builtin") -> Stats:
-    """Evaluate the mapping among the merged timeloop-model input files with ``engine``."""
+def evaluate_files(paths: Sequence[str | Path], engine: str = "builtin",
+                   settings: EngineSettings = EngineSettings()) -> Stats:
+    """Evaluate the mapping among the merged timeloop-model input files with ``engine``; the
+    stats name the engine ``settings`` they were obtained under."""
     inputs = load_inputs(paths, required=("architecture", "problem", "mapping"))
-    model = cost_model_for(engine, inputs)
+    model = cost_model_for(engine, inputs, settings)
     stats = model.evaluate(inputs.arch, inputs.problem, inputs.mapping())
     print_notes(inputs, model)
-    return stats
+    return settings.stamp(stats)
 
 
 def map_files(paths: Sequence[str | Path], out_dir: str | Path,
-              engine: str = "builtin") -> tuple[Path, Mapping, Stats]:
+              engine: str = "builtin", settings: EngineSettings = EngineSettings()
+              ) -> tuple[Path, Mapping, Stats]:
     """Search the best mapping for the merged timeloop-mapper input files with ``engine``;
     write ``<name>.map.yaml`` (``<name>``: the mapper section's ``out_prefix``, else the problem
     file's stem)."""
     inputs = load_inputs(paths)
-    settings = mapper_settings(inputs.data.get("mapper"), inputs.origin.get("mapper"))
+    mapper_notes: list[str] = []
+    search = mapper_settings(inputs.data.get("mapper"), inputs.origin.get("mapper"),
+                             notes=mapper_notes)
+    for note in mapper_notes:  # Timeloop's own keys that QuantMap's mapper does not use
+        print(f"note: {note}", file=sys.stderr)
     section = inputs.data.get("mapper") or {}
     name = OUT_PREFIX.check(section.get("out_prefix") or Path(inputs.origin["problem"]).stem,
                             "mapper.out_prefix", inputs.origin.get("mapper"))
     target = check_file_path(Path(out_dir) / f"{name}.map.yaml", "-o")  # before the search
-    model = cost_model_for(engine, inputs)
+    model = cost_model_for(engine, inputs, settings)
     if engine == "builtin":  # what the constraint resolution relaxed, as Timeloop does
         for note in build_mapspace(inputs.arch, inputs.problem).notes:
             print(f"note: {note}", file=sys.stderr)
-    mapping, stats = model.find_mapping(inputs.arch, inputs.problem, settings)
+    mapping, stats = model.find_mapping(inputs.arch, inputs.problem, search)
+    stats = settings.stamp(stats)
     print_notes(inputs, model)
     path = dump_mapping(mapping, target)
     if stats.certificate is not None:  # the proof heads the mapping file as a comment

@@ -7,6 +7,7 @@ import argparse
 import json
 from typing import Any, Sequence
 
+from .spec.costmodel import FORK, TIMELOOP_VERSIONS, EngineSettings
 from .errors import ConfigError, SpecError
 from .spec.stats import Stats
 from .spec.yamlio import parse_yaml_text, write_text_atomic
@@ -30,6 +31,26 @@ def parse_set_options(items: Sequence[str]) -> dict[str, Any]:
         value = parse_yaml_text(raw, "--set") if raw.strip() else None
         params[key.strip()] = value
     return params
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """The engine flags shared by evaluate, map and explore (the same meaning in both engines):
+    ``--timeloop-version`` picks whose accounting the numbers follow, ``--mac-width-scaling``
+    scales the MAC energy to the operand widths. Not given, they stay None (explore's config
+    decides; evaluate and map use the defaults, see `engine_settings`)."""
+    parser.add_argument("--timeloop-version", choices=TIMELOOP_VERSIONS, default=None,
+                        help="count as the authors' fork and its base 4a74d71 ('fork', the "
+                             "default) or as stock Timeloop v3.0.3 ('v3')")
+    parser.add_argument("--mac-width-scaling", action="store_true", default=None,
+                        help="without an ERT, scale the MAC energy to the operand widths (the "
+                             "built-in model's multiplier law; the real tools get the MAC's "
+                             "width rendered for Accelergy); default off")
+
+
+def engine_settings(args: argparse.Namespace) -> EngineSettings:
+    """The `EngineSettings` of the engine flags of evaluate and map (defaults where not given)."""
+    return EngineSettings(timeloop_version=args.timeloop_version or FORK,
+                          mac_width_scaling=bool(args.mac_width_scaling))
 
 
 def emit_stats_json(stats: Stats, json_out: str | None) -> None:

@@ -12,7 +12,7 @@ import sys
 from typing import Sequence
 
 from .backends import ENGINES, evaluate_files
-from .cli import OneLineParser, emit_stats_json, summary
+from .cli import OneLineParser, add_engine_options, emit_stats_json, engine_settings, summary
 from .errors import QuantMapError, report_error
 
 
@@ -21,9 +21,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("files", nargs="+", help="YAML inputs (arch, components, problem, mapping, ERT, ART)")
     parser.add_argument("--json", dest="json_out", help="write the result JSON here (default: stdout)")
     parser.add_argument("--engine", choices=ENGINES, default="builtin")
+    add_engine_options(parser)
     try:
         args = parser.parse_args(argv)
-        stats = evaluate_files(args.files, args.engine)
+        stats = evaluate_files(args.files, args.engine, engine_settings(args))
         emit_stats_json(stats, args.json_out)
     except QuantMapError as exc:
         return report_error(exc)

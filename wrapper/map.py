@@ -6,12 +6,15 @@ Timeloop mapping YAML to ``DIR/<name>.map.yaml`` (``<name>`` = the mapper sectio
 ``out_prefix``, else the problem file's stem) and its `Stats` JSON (the schema of
 ``python -m wrapper.evaluate``) to ``--json OUT`` or stdout; a summary goes to stderr.
 
-Mapper section keys: ``metric`` or Timeloop's ``optimization-metrics`` (first = metric, second =
-tie-breaker), ``secondary-metric``, ``budget``/``max-evaluations``, ``max-seconds``, ``seed``,
-``exact`` (prove the optimum first; default true), ``exact-budget`` and ``exact-seconds``. The built-in mapper's
-certificate (optimal, or the gap bound) is the ``certificate`` key of the stats JSON and the
-first line of the mapping file.
-Timeloop's own search knobs (algorithm, threads, victory condition, ...) are accepted and ignored.
+Mapper section keys: ``metric``, ``secondary-metric``, ``budget``/``max-evaluations``,
+``max-seconds``, ``seed``, ``exact`` (prove the optimum first; default true), ``exact-budget`` and
+``exact-seconds``; and timeloop-mapper's own keys in either spelling (``optimization-metric`` or
+``optimization_metrics``): ``optimization-metric(s)`` (one name or a lexicographic list: first =
+metric, second = tie-breaker) and ``search-size`` (the budget) are honoured, the rest (algorithm,
+num-threads, timeout, victory-condition, live-status, log-*, diagnostics, ...) are accepted with
+one ``note:`` line each saying why they do not apply. The built-in mapper's certificate
+(optimal, or the gap bound) is the ``certificate`` key of the stats JSON and the first line of
+the mapping file.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import sys
 from typing import Sequence
 
 from .backends import ENGINES, map_files
-from .cli import OneLineParser, emit_stats_json, summary
+from .cli import OneLineParser, add_engine_options, emit_stats_json, engine_settings, summary
 from .errors import QuantMapError, report_error
 from .spec.yamlio import check_file_path
 
@@ -32,11 +35,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-o", "--out-dir", required=True, help="folder for <name>.map.yaml")
     parser.add_argument("--json", dest="json_out", help="write the stats JSON here (default: stdout)")
     parser.add_argument("--engine", choices=ENGINES, default="builtin")
+    add_engine_options(parser)
     try:
         args = parser.parse_args(argv)
         if args.json_out:
             check_file_path(args.json_out, "--json")  # before the search, not after it
-        path, _, stats = map_files(args.files, args.out_dir, args.engine)
+        path, _, stats = map_files(args.files, args.out_dir, args.engine,
+                                   engine_settings(args))
+
         emit_stats_json(stats, args.json_out)
     except QuantMapError as exc:
         return report_error(exc)

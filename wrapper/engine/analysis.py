@@ -20,6 +20,11 @@ Semantics reproduced from Timeloop's model and checked against the golden runs:
   MACs pass up one access per operation.
 * Read-write dataspaces: updates = content accesses; reads = updates - partition size (the first
   write of each element needs no read).
+* Accounting version (``TIMELOOP_VERSIONS``): ``fork`` counts as the authors' fork and its base
+  4a74d71; ``v3`` as stock Timeloop v3.0.3, which also elides the first fill of each element of a
+  read-write dataspace below its outermost keeping level (fills = parent share - partition size).
+  The parent's reads do not change (they are its own content accesses), so only the reported
+  fills of those levels differ (docs/fidelity.md, "Stock v3 accounting").
 
 Closed form of the fills (why it needs no enumeration of the 2^k iteration choices). Number the
 k loops above L innermost first. Timeloop visits the choices in binary counting order, the
@@ -48,6 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SpecError
+from ..spec.costmodel import FORK, V3
 from ..spec.problem import Problem
 from .nest import NestBatch
 
@@ -218,8 +224,10 @@ def _automaton(sizes: np.ndarray, target: np.ndarray, delta: np.ndarray, slide: 
     return total
 
 
-def analyse(nest: NestBatch, problem: Problem) -> list[dict[str, RawCounts]]:
-    """Counts per level (innermost first) for every dataspace the level keeps."""
+def analyse(nest: NestBatch, problem: Problem, accounting: str = FORK
+            ) -> list[dict[str, RawCounts]]:
+    """Counts per level (innermost first) for every dataspace the level keeps, under the
+    ``accounting`` of one Timeloop version (module docstring)."""
     n, n_levels, n_dims = nest.temporal.shape
     bounds = nest.tile_bounds()
     below = np.concatenate([np.ones((n, 1, n_dims), dtype=np.int64), bounds[:, :-1]], axis=1)
@@ -247,6 +255,8 @@ def analyse(nest: NestBatch, problem: Problem) -> list[dict[str, RawCounts]]:
             partition = extents(proj, bounds[:, level] * later[:, level]).prod(axis=1)
             if proj.read_write:
                 reads, updates = content - partition, content
+                if accounting == V3 and any(proj.name in k for k in nest.keeps[level + 1:]):
+                    fills = fills - partition
             else:
                 reads, updates = content, np.zeros(n, dtype=np.int64)
             result[level][proj.name] = RawCounts(tile, partition, reads, fills, updates,

@@ -28,6 +28,7 @@ from ..spec.arch import Arch
 from ..spec.ert import EnergyTable
 from ..spec.problem import Problem
 from ..spec.stats import DataspaceStats, LevelStats, Stats
+from ..spec.costmodel import FORK
 from .analysis import analyse
 from .energy_lookup import compute_energy, storage_energies
 from .nest import NestBatch, orders_array
@@ -113,15 +114,17 @@ def _all_invalid(n: int, reason: str) -> BatchResult:
 
 
 def evaluate_nests(arch: Arch, problem: Problem, nest: NestBatch, valid: np.ndarray,
-                   reasons: list[str | None], energy_table: EnergyTable | None) -> BatchResult:
-    """Analyse, pack, check capacities and price ``nest`` (rows with ``valid`` False keep their
-    ``reasons``); the one evaluation core of the scalar and batch paths."""
+                   reasons: list[str | None], energy_table: EnergyTable | None,
+                   accounting: str = FORK) -> BatchResult:
+    """Analyse (under the ``accounting`` of one Timeloop version), pack, check capacities and
+    price ``nest`` (rows with ``valid`` False keep their ``reasons``); the one evaluation core of
+    the scalar and batch paths."""
     n = nest.size
     try:
         factors = packing_factors(arch, problem, nest.keeps)
     except PrecisionError as exc:
         return _all_invalid(n, str(exc))
-    raw = analyse(nest, problem)
+    raw = analyse(nest, problem, accounting)
     compute_cycles = nest.compute_cycles()
     valid = valid.copy()
     cycles = compute_cycles
@@ -157,12 +160,13 @@ def evaluate_nests(arch: Arch, problem: Problem, nest: NestBatch, valid: np.ndar
 def evaluate_batch(arch: Arch, problem: Problem, temporal: np.ndarray, spatial: np.ndarray,
                    permutations: Sequence[str] | Sequence[Sequence[str]] | np.ndarray,
                    keeps: Sequence[Sequence[str] | None], energy_table: EnergyTable | None = None,
-                   engine: object | None = None) -> BatchResult:
+                   engine: object | None = None, accounting: str = FORK) -> BatchResult:
     """Evaluate ``n`` mappings given as factor arrays (see the module docstring for layouts).
 
     Factor products and fan-outs are checked here (invalid rows get a reason); ``permutations``
     is one string per level (innermost loop first), one such list per mapping, or an integer
-    array of loop orders. ``engine`` is accepted for compatibility and unused.
+    array of loop orders. ``engine`` is accepted for compatibility and unused; ``accounting`` is
+    the Timeloop version whose counts to reproduce (`analysis.TIMELOOP_VERSIONS`).
     """
     temporal = np.asarray(temporal, dtype=np.int64)
     spatial = np.asarray(spatial, dtype=np.int64)
@@ -184,4 +188,4 @@ def evaluate_batch(arch: Arch, problem: Problem, temporal: np.ndarray, spatial: 
     spaces = problem.shape.dataspace_names
     keep_sets = tuple(frozenset(spaces if k is None else k) for k in keeps)
     nest = NestBatch(temporal, spatial, orders_array(permutations, n, n_levels, dims), keep_sets, dims)
-    return evaluate_nests(arch, problem, nest, ok, reasons, energy_table)
+    return evaluate_nests(arch, problem, nest, ok, reasons, energy_table, accounting)

@@ -118,7 +118,7 @@ def _minimum_counts(space: MapSpace, keeps: tuple[frozenset[str], ...], temporal
     for start in range(0, len(index), ANALYSIS_CHUNK):
         rows = index[start:start + ANALYSIS_CHUNK]
         raw = analyse(NestBatch(temporal[rows], spatial[rows], orders[start:start + ANALYSIS_CHUNK],
-                                keeps, space.dims), space.problem)
+                                keeps, space.dims), space.problem, space.accounting)
         for (li, ds), counts in mins.items():
             got = raw[li][ds]
             instances.setdefault(li, np.zeros(n, dtype=np.int64))[rows] = got.instances

@@ -37,6 +37,7 @@ from ..spec.arch import Arch
 from ..spec.v04 import DUMMY_CLASS
 from ..spec.precision import packing_factor, packing_problem
 from ..spec.problem import Problem
+from ..spec.costmodel import FORK
 from .factors import ordered_factorizations
 from .mapspace import SPATIAL, TEMPORAL, MapSpace, Slot
 
@@ -46,7 +47,7 @@ BYPASS_TYPES = ("bypass", "datatype")
 MINIMUM_TYPES = ("utilization", "parallelism")
 
 
-def build_mapspace(arch: Arch, problem: Problem) -> MapSpace:
+def build_mapspace(arch: Arch, problem: Problem, accounting: str = FORK) -> MapSpace:
     """The mapspace of ``arch`` (with its constraints) for ``problem``.
 
     Raises SpecError for constraints that name unknown dimensions or admit no mapping, and
@@ -97,7 +98,7 @@ def build_mapspace(arch: Arch, problem: Problem) -> MapSpace:
     return MapSpace(arch=arch, problem=problem, slots=slots, dims=dims, dataspaces=dataspaces,
                     level_names=tuple(lv.name for lv in inner),
                     keep_rules=tuple(tuple(r) for r in keep_rules), packing=tuple(packing),
-                    dim_options=options, notes=tuple(notes))
+                    dim_options=options, notes=tuple(notes), accounting=accounting)
 
 
 def _raw_slot(arch: Arch, problem: Problem, level: str, kind: str, level_index: int,

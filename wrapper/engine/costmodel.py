@@ -18,13 +18,13 @@ from pathlib import Path
 
 from ..spec.arch import Arch
 from ..spec.certificate import Certificate
-from ..spec.costmodel import MapperSettings
 from ..spec.ert import EnergyTable, load_energy_table
 from ..spec.hashing import content_hash
 from ..spec.mapping import Mapping
 from ..spec.precision import packing_factor, packing_problem
 from ..spec.problem import Problem
 from ..spec.stats import Stats
+from ..spec.costmodel import FORK, MapperSettings, check_timeloop_version
 from .constraints import build_mapspace
 from .energy_model import builtin_energy_table
 from .evaluator import MappingEvaluator
@@ -61,35 +61,42 @@ class MapperCache:
     misses: int = 0
 
     @staticmethod
-    def key(arch: Arch, problem: Problem, table: EnergyTable, settings: MapperSettings) -> tuple:
-        return (arch, packing_signature(arch, problem), table_fingerprint(table), settings.key())
+    def key(arch: Arch, problem: Problem, table: EnergyTable, settings: MapperSettings,
+            accounting: str = FORK) -> tuple:
+        return (arch, packing_signature(arch, problem), table_fingerprint(table), settings.key(),
+                accounting)
 
 
 class BuiltinCostModel:
     """The analytical engine (``evaluate``) and the built-in mapper (``search``).
 
     The energy table is the ERT given (``energy_table`` or ``ert``/``art`` paths), else the
-    built-in energy model for the arch (with operand-width MAC scaling when ``scale_mac``).
+    built-in energy model for the arch (with operand-width MAC scaling when
+    ``mac_width_scaling``).
+    ``timeloop_version`` picks whose counts it reproduces: the fork's (``fork``) or stock
+    v3.0.3's (``v3``), see `analysis.TIMELOOP_VERSIONS`.
     """
 
     name = "builtin"
     version = "builtin-1"
 
     def __init__(self, energy_table: EnergyTable | None = None, *, ert: str | Path | None = None,
-                 art: str | Path | None = None, scale_mac: bool = False,
-                 cache: MapperCache | None = None) -> None:
+                 art: str | Path | None = None, mac_width_scaling: bool = False,
+                 cache: MapperCache | None = None, timeloop_version: str = FORK) -> None:
+        check_timeloop_version(timeloop_version)
         if energy_table is None and ert is not None:
             energy_table = load_energy_table(ert, art)
         self.energy_table = energy_table
-        self.scale_mac = scale_mac
+        self.mac_width_scaling = mac_width_scaling
         self.cache = cache if cache is not None else MapperCache()
-        self.engine = MappingEvaluator()
+        self.timeloop_version = timeloop_version
+        self.engine = MappingEvaluator(timeloop_version)
 
     def table_for(self, arch: Arch, problem: Problem) -> EnergyTable:
         """The ERT given, else the built-in energy model of ``arch``."""
         if self.energy_table is not None:
             return self.energy_table
-        return builtin_energy_table(arch, problem.precision if self.scale_mac else None)
+        return builtin_energy_table(arch, problem.precision if self.mac_width_scaling else None)
 
     def evaluate(self, arch: Arch, problem: Problem, mapping: Mapping) -> Stats:
         """Stats of one mapping (``valid`` False with the reason when it does not fit)."""
@@ -99,7 +106,7 @@ class BuiltinCostModel:
         """Best mapping for ``settings``, its stats carrying the certificate of the answer
         (optimal, or its gap bound); memoized by packing signature (module docstring)."""
         table = self.table_for(arch, problem)
-        key = MapperCache.key(arch, problem, table, settings)
+        key = MapperCache.key(arch, problem, table, settings, self.timeloop_version)
         cached = self.cache.entries.get(key)
         if cached is not None:
             self.cache.hits += 1
@@ -107,7 +114,8 @@ class BuiltinCostModel:
             stats = self.engine.evaluate(arch, problem, mapping, table)
         else:
             self.cache.misses += 1
-            result = certified_search(build_mapspace(arch, problem), table, settings, self.engine)
+            space = build_mapspace(arch, problem, self.timeloop_version)
+            result = certified_search(space, table, settings, self.engine)
             self.cache.entries[key] = (result.mapping, result.certificate)
             mapping, stats, certificate = result.mapping, result.stats, result.certificate
         return mapping, replace(stats, certificate=certificate)

@@ -17,6 +17,7 @@ from ..spec.ert import EnergyTable
 from ..spec.mapping import Mapping, validate_mapping
 from ..spec.problem import Problem
 from ..spec.stats import Stats
+from ..spec.costmodel import FORK
 from .batch import evaluate_nests
 from .nest import nest_from_mapping
 from .pricing import packing_factors
@@ -25,9 +26,13 @@ __all__ = ["MappingEvaluator"]
 
 
 class MappingEvaluator:
-    """Analytical model of timeloop-model for uniform mappings (see `analysis` for semantics)."""
+    """Analytical model of timeloop-model for uniform mappings (see `analysis` for semantics),
+    counting as the Timeloop version ``accounting`` (`analysis.TIMELOOP_VERSIONS`)."""
 
     name = "builtin"
+
+    def __init__(self, accounting: str = FORK) -> None:
+        self.accounting = accounting
 
     def evaluate(self, arch: Arch, problem: Problem, mapping: Mapping,
                  energy_table: EnergyTable | None = None) -> Stats:
@@ -39,4 +44,4 @@ class MappingEvaluator:
         except (MappingError, PrecisionError) as exc:
             return Stats.invalid(str(exc))
         return evaluate_nests(arch, problem, nest, np.ones(1, dtype=bool), [None],
-                              energy_table).stats(0)
+                              energy_table, self.accounting).stats(0)

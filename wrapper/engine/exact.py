@@ -169,7 +169,7 @@ class ExactSearch:
             orders = np.concatenate([b[2] for b in blocks])
             temporal, spatial = space.split_factors(factors)
             result = evaluate_batch(space.arch, space.problem, temporal, spatial, orders,
-                                    keeps[k], self.table)
+                                    keeps[k], self.table, accounting=space.accounting)
             self.best.offer(metric_array(result, self.settings.metric),
                             metric_array(result, self.settings.secondary_metric), k, factors,
                             orders)
@@ -335,7 +335,7 @@ def certified_search(space: MapSpace, table: EnergyTable | None, settings: Mappe
     the exact search's lower bound (the gap is honest either way). Without it only the sampling
     mapper runs, and the certificate carries the smallest group bound as the lower bound.
     """
-    engine = engine or MappingEvaluator()
+    engine = engine or MappingEvaluator(space.accounting)
     start = time.perf_counter()
     exact = ExactSearch(space, table, settings)
     if settings.exact:

@@ -88,7 +88,7 @@ class Mapper:
         self.space = space
         self.table = table
         self.settings = settings
-        self.engine = engine or MappingEvaluator()
+        self.engine = engine or MappingEvaluator(space.accounting)
         self.rng = np.random.default_rng(settings.seed)
         self.keeps = self._keep_combos()
         self.keep_arrays = [np.array([[ds in kept for ds in space.dataspaces] for kept in combo])
@@ -144,7 +144,7 @@ class Mapper:
         factors, orders = factors[fresh], orders[fresh]
         temporal, spatial = self.space.split_factors(factors)
         result = evaluate_batch(self.space.arch, self.space.problem, temporal, spatial, orders,
-                                self.keeps[keep], self.table)
+                                self.keeps[keep], self.table, accounting=self.space.accounting)
         rows = slice(self.count, self.count + len(fresh))
         self.factors[rows], self.orders[rows], self.keep[rows] = factors, orders, keep
         self.primary[rows] = metric_array(result, self.settings.metric)

@@ -20,6 +20,7 @@ from ..spec.arch import Arch
 from ..spec.mapping import LevelMapping, Mapping
 from ..spec.precision import packed_count
 from ..spec.problem import Problem
+from ..spec.costmodel import FORK
 from .rowkeys import unique_rows
 
 TEMPORAL = "temporal"
@@ -60,6 +61,7 @@ class MapSpace:
     packing: tuple[tuple[int, ...], ...]  # [level][dataspace] operands per word (0 = cannot hold)
     dim_options: tuple[np.ndarray, ...] = field(repr=False, compare=False)  # [dim] (options, slots)
     notes: tuple[str, ...] = ()  # constraint factors released because they do not divide
+    accounting: str = FORK  # the Timeloop version whose counts score it (analysis.FORK / V3)
 
     # ---- derived tables -------------------------------------------------------------------
     @cached_property

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..cli import OneLineParser, parse_set_options
+from ..cli import OneLineParser, add_engine_options, parse_set_options
 from ..errors import QuantMapError, report_error
 from ..spec.yamlio import check_folder_path
 from .config import load_config
@@ -28,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run in the -o folder")
     parser.add_argument("-o", "--out", help="results folder (default: results/<name>)")
+    add_engine_options(parser)
     parser.add_argument("--executor", choices=EXECUTORS,
                         help="where mapper and QAT jobs run (default: local process pool)")
     parser.add_argument("--ray-address", metavar="ADDR",
@@ -46,12 +47,24 @@ def executor_overrides(executor: str | None, ray_address: str | None) -> dict[st
     return overrides
 
 
+def engine_overrides(timeloop_version: str | None,
+                     mac_width_scaling: bool | None) -> dict[str, object]:
+    """The config overrides of the engine flags (those not given: the config decides)."""
+    overrides: dict[str, object] = {}
+    if timeloop_version is not None:
+        overrides["engine.timeloop_version"] = timeloop_version
+    if mac_width_scaling is not None:
+        overrides["engine.mac_width_scaling"] = mac_width_scaling
+    return overrides
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = None
     try:
         args = _parser().parse_args(argv)
         overrides = {**parse_set_options(args.set),
-                     **executor_overrides(args.executor, args.ray_address)}
+                     **executor_overrides(args.executor, args.ray_address),
+                     **engine_overrides(args.timeloop_version, args.mac_width_scaling)}
         if args.out:
             out = check_folder_path(args.out, "-o")
         else:

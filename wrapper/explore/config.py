@@ -24,7 +24,8 @@ from ..backends import ENGINES
 from ..errors import ConfigError, unknown_name_fix
 from ..qat.settings import FLOAT_EPOCHS, FLOAT_LR, DataSpec, ModelSpec, TrainSettings
 from ..spec.arch import load_arch
-from ..spec.costmodel import MapperSettings, mapper_settings
+from ..spec.costmodel import (FORK, TIMELOOP_VERSIONS, EngineSettings, MapperSettings,
+                              mapper_settings)
 from ..spec.hashing import content_hash
 from ..spec.settings import field_rules, read_settings, setting
 from ..spec.templates import available_templates, render_arch
@@ -54,7 +55,17 @@ class EngineConfig:
     """The cost model by name, and its options."""
 
     name: str = setting("builtin", choices=tuple(ENGINES), help="cost model")
+    timeloop_version: str = setting(FORK, choices=TIMELOOP_VERSIONS,
+                                    help="accounting of the authors' fork ('fork') or of stock "
+                                         "Timeloop v3.0.3 ('v3'), in both engines")
+    mac_width_scaling: bool = setting(False, help="without an ERT, scale the MAC energy to the "
+                                                  "operand widths, in both engines")
     options: Mapping[str, Any] = setting(default_factory=dict, help="cost model options")
+
+    def cost_model_options(self) -> dict[str, Any]:
+        """The keyword arguments of the cost model: ``options`` plus the named settings."""
+        settings = EngineSettings(self.timeloop_version, self.mac_width_scaling)
+        return {**self.options, **settings.options()}
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,8 @@ class Experiment:
                                       qat_gpus=run_on.qat_gpus)
         self.hardware = HardwareCost(
             archs=self.archs, layers=self.layers, engine=config.engine.name,
-            engine_options=config.engine.options, settings=config.mapper, store=self.store,
+            engine_options=config.engine.cost_model_options(), settings=config.mapper,
+            store=self.store,
             executor=self.executor, last_outputs_bits=config.search.last_outputs_bits)
         self.accuracy = Accuracy(config, self.data_spec, self.num_classes, self.store,
                                  self.store_path.parent / "checkpoints")

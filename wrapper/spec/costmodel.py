@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping as MappingType
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ConfigError
@@ -19,6 +19,40 @@ from .settings import Rule, read_settings, setting
 from .stats import Stats
 
 METRICS = ("energy", "delay", "edp", "last_level_accesses")
+# Whose accounting the numbers follow, in both engines: the authors' fork and its base 4a74d71,
+# or stock Timeloop v3.0.3 (docs/fidelity.md, "Stock v3 accounting").
+FORK, V3 = "fork", "v3"
+TIMELOOP_VERSIONS = (FORK, V3)
+
+
+def check_timeloop_version(version: str) -> str:
+    """``version`` when it is one of ``TIMELOOP_VERSIONS``, else a ConfigError (one line)."""
+    if version not in TIMELOOP_VERSIONS:
+        raise ConfigError(f"unknown Timeloop version '{version}'",
+                          field="engine.timeloop_version (--timeloop-version)",
+                          fix=f"use one of {', '.join(TIMELOOP_VERSIONS)}")
+    return version
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Settings that mean the same in both engines: whose accounting the counts follow
+    (``timeloop_version``) and whether the MAC energy scales with the operand widths
+    (``mac_width_scaling``; without an ERT only: the built-in model scales its MAC, the real tools
+    get the MAC's width rendered for Accelergy)."""
+
+    timeloop_version: str = FORK
+    mac_width_scaling: bool = False
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments both cost models take for these settings."""
+        return {"timeloop_version": check_timeloop_version(self.timeloop_version),
+                "mac_width_scaling": self.mac_width_scaling}
+
+    def stamp(self, stats: Stats) -> Stats:
+        """``stats`` naming these settings (what the stats JSON reports)."""
+        return replace(stats, timeloop_version=self.timeloop_version,
+                       mac_width_scaling=self.mac_width_scaling)
 
 
 @dataclass(frozen=True)
@@ -63,12 +97,60 @@ class CostModel(Protocol):
 _ALIASES = {"secondary-metric": "secondary_metric", "budget": "max_evaluations",
             "max-evaluations": "max_evaluations", "max-seconds": "max_seconds",
             "exact-budget": "exact_budget", "exact-seconds": "exact_seconds"}
-# Timeloop's own mapper knobs: accepted so its mapper files work unchanged, and ignored.
-_TIMELOOP_KEYS = ("out_prefix", "optimization-metrics", "optimization_metrics", "algorithm",
-                  "num-threads", "num_threads", "timeout", "victory-condition", "victory_condition",
-                  "search-size", "search_size", "max-permutations-per-if-visit", "live-status",
-                  "log-stats", "log-suboptimal", "log-oaves", "log-oaves-mappings", "diagnostics",
-                  "penalize-consecutive-bypass-fails", "sync-interval", "filter-revisits")
+# Timeloop's own mapper keys (timeloop-mapper's spelling; v0.4 files write them with
+# underscores) that QuantMap's mapper has no use for, with why: accepted with a one-line note.
+_TIMELOOP_NOTED = {
+    "algorithm": "QuantMap's mapper proves the optimum of the constrained mapspace first, then "
+                 "samples",
+    "num-threads": "the built-in mapper runs in one process per layer",
+    "timeout": "Timeloop's give-up count of consecutive invalid mappings; QuantMap stops on "
+               "budget, max-seconds or a proof",
+    "heartbeat": "an old spelling of timeout",
+    "victory-condition": "Timeloop's stop after that many consecutive suboptimal mappings; "
+                         "QuantMap stops on budget, max-seconds or a proof",
+    "max-permutations-per-if-visit": "QuantMap enumerates loop orders by their count classes",
+    "filter-revisits": "QuantMap never scores a mapping twice",
+    "penalize-consecutive-bypass-fails": "QuantMap enumerates keep choices exhaustively",
+    "sync-interval": "no threads to synchronize",
+    "live-status": "no live display", "diagnostics": "no diagnostics output",
+    "log-stats": "no search log", "log-suboptimal": "no search log", "log-all": "no search log",
+    "log-interval": "no search log", "log-oaves": "no search log",
+    "log-oaves-mappings": "no search log", "emit-whoop-nest": "no whoop output",
+    "version": "the mapper section reads the same in every version",
+}
+# Timeloop's metric names that differ from QuantMap's.
+_TIMELOOP_METRICS = {"last-level-accesses": "last_level_accesses"}
+
+
+def _timeloop_key(key: str) -> str:
+    """A mapper key in timeloop-mapper's dashed spelling (v0.4 files use underscores)."""
+    return key.replace("_", "-")
+
+
+def _metrics(values: dict[str, Any], source: str | None, notes: list[str]) -> None:
+    """Timeloop's ``optimization-metric(s)`` (one name or a list, in lexicographic order) as
+    ``metric`` and ``secondary_metric``; a third and later metric cannot be honoured (noted)."""
+    keys = [k for k in values if _timeloop_key(k) in ("optimization-metric",
+                                                       "optimization-metrics")]
+    if not keys:
+        return
+    if len(keys) > 1:
+        raise ConfigError(f"both {keys[0]} and {keys[1]} are given", file=source,
+                          field=f"mapper.{keys[1]}", fix="give the metrics once, as a list")
+    field = f"mapper.{keys[0]}"
+    raw = values.pop(keys[0])
+    raw = [raw] if isinstance(raw, str) else raw
+    metrics = Rule(tuple, item=Rule(str)).check(raw, field, source)
+    metrics = tuple(_TIMELOOP_METRICS.get(m, m) for m in metrics)
+    if not metrics:
+        raise ConfigError(f"{keys[0]} is empty", file=source, field=field, fix="e.g. [edp, energy]")
+    metrics = Rule(tuple, item=Rule(str, choices=METRICS)).check(metrics, field, source)
+    values.setdefault("metric", metrics[0])
+    if len(metrics) > 1:
+        values.setdefault("secondary_metric", metrics[1])
+    if len(metrics) > 2:
+        notes.append(f"{source or 'mapper'}: {field}: QuantMap's mapper orders by two metrics; "
+                     f"{', '.join(metrics[2:])} ignored")
 
 
 # The mapping file's name: a plain file name, so it is written inside the output folder.
@@ -77,25 +159,31 @@ OUT_PREFIX = Rule(str, pattern=r"(?!\.\.?$)[\w.+-]+", help="a file name without 
 
 
 def mapper_settings(section: Any, source: str | None = None,
-                    base: MapperSettings = MapperSettings()) -> MapperSettings:
+                    base: MapperSettings = MapperSettings(),
+                    notes: list[str] | None = None) -> MapperSettings:
     """MapperSettings from a ``mapper:`` section, over ``base`` (the defaults of the caller):
-    QuantMap's keys, their dashed spellings, and Timeloop's ``optimization-metrics`` (first =
-    metric, second = tie-breaker)."""
+    QuantMap's keys, their dashed spellings, and timeloop-mapper's own keys in either spelling:
+    ``optimization-metric(s)`` (lexicographic: first = metric, second = tie-breaker) and
+    ``search-size`` (the mappings to score, when no budget is given) are honoured; the others are
+    accepted with one line each in ``notes`` saying why they do not apply."""
     if section is None:
         return base
     if not isinstance(section, MappingType):
         raise ConfigError("the mapper section must be a map", file=source, field="mapper",
                           fix="write e.g. 'mapper: {metric: edp, budget: 20000, seed: 0}'")
+    notes = notes if notes is not None else []
     values = dict(section)
-    metrics = values.get("optimization-metrics", values.get("optimization_metrics"))
-    if metrics is not None:
-        metrics = Rule(tuple, item=Rule(str, choices=METRICS)).check(
-            metrics, "mapper.optimization-metrics", source)
-        if not metrics:
-            raise ConfigError("optimization-metrics is empty", file=source,
-                              field="mapper.optimization-metrics", fix="e.g. [edp, energy]")
-        values.setdefault("metric", metrics[0])
-        if len(metrics) > 1:
-            values.setdefault("secondary_metric", metrics[1])
+    _metrics(values, source, notes)
+    for key in [k for k in values if _timeloop_key(k) == "search-size"]:
+        size = Rule(int, minimum=0).check(values.pop(key), f"mapper.{key}", source)
+        if size > 0:
+            values.setdefault("max_evaluations", size)
+        else:
+            notes.append(f"{source or 'mapper'}: mapper.{key}: 0 (unlimited) keeps the budget "
+                         f"of {base.max_evaluations} evaluations")
+    for key in [k for k in values if _timeloop_key(k) in _TIMELOOP_NOTED]:
+        values.pop(key)
+        notes.append(f"{source or 'mapper'}: mapper.{key} ignored: "
+                     f"{_TIMELOOP_NOTED[_timeloop_key(key)]}")
     return read_settings(MapperSettings, values, "mapper", source, aliases=_ALIASES,
-                         ignored=_TIMELOOP_KEYS, base=base)
+                         ignored=("out_prefix",), base=base)

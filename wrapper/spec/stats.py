@@ -51,6 +51,10 @@ class Stats:
     # What the mapper proved about this mapping (None for a plain evaluation, or a mapper that
     # proves nothing): optimal in its constrained mapspace, or the most it can be above that.
     certificate: Certificate | None = None
+    # The engine settings the numbers were obtained under (set by the file-level entry points,
+    # None where the caller knows them): the accounting version and operand-width MAC scaling.
+    timeloop_version: str | None = None
+    mac_width_scaling: bool | None = None
 
     @property
     def edp(self) -> float:
@@ -73,8 +77,9 @@ class Stats:
         """The ``wrapper.evaluate`` JSON object."""
         out = asdict(self)
         out["levels"] = [asdict(level) for level in self.levels]
-        if self.certificate is None:
-            out.pop("certificate")
+        for key in ("certificate", "timeloop_version", "mac_width_scaling"):
+            if out[key] is None:
+                out.pop(key)
         return out
 
     @classmethod
@@ -85,7 +90,8 @@ class Stats:
                        dataspaces={ds: DataspaceStats(**vals) for ds, vals in lv["dataspaces"].items()})
             for lv in data.get("levels", []))
         scalars = {k: data[k] for k in ("valid", "reason", "energy_pj", "cycles", "utilization", "macs",
-                                         "pj_per_mac", "mac_energy_pj") if k in data}
+                                         "pj_per_mac", "mac_energy_pj", "timeloop_version",
+                                         "mac_width_scaling") if k in data}
         certificate = data.get("certificate")
         return cls(levels=levels, **scalars,
                    certificate=None if certificate is None else Certificate(**certificate))

@@ -27,6 +27,10 @@ from typing import Any, Mapping
 
 import yaml
 
+from ..spec.arch import Arch
+from ..spec.precision import Precision
+from .patching import leaves_by_name
+
 ACCELERGY_VERSION = 0.4
 GLOBAL_CYCLE_SECONDS = 1e-9
 NOTE = ("Accelergy ran on v0.4 inputs rendered from the architecture and component specs "
@@ -117,3 +121,18 @@ def placeholder_components(summary: Any) -> list[str]:
         if any(str(e.get("estimator")) == "dummy_table" for e in estimators):
             found.append(str(table.get("name")))
     return found
+
+
+def with_mac_width(arch: Arch, precision: Precision) -> dict[str, Any]:
+    """A deep copy of ``arch``'s spec whose MAC ``datawidth`` is the widest of the problem's
+    Inputs and Weights (at most the unit's own width): what operand-width MAC scaling hands
+    Accelergy. Native precision leaves the unit as it is."""
+    spec = copy.deepcopy(dict(arch.spec))
+    unit = arch.arithmetic
+    widths = [b for b in (precision.inputs, precision.weights) if b]
+    leaf = leaves_by_name(spec).get(unit.name)
+    if widths and leaf is not None:
+        attrs = leaf.setdefault("attributes", {})
+        own = attrs.get("datawidth") or unit.word_bits
+        attrs["datawidth"] = min(max(widths), int(own))
+    return spec

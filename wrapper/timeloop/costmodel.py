@@ -17,15 +17,16 @@ from typing import Sequence
 
 from ..errors import BackendError, ConfigError
 from ..spec.arch import Arch
-from ..spec.costmodel import MapperSettings
+from ..spec.costmodel import FORK, V3, MapperSettings, check_timeloop_version
 from ..spec.mapping import Mapping, check_precision, load_mapping
 from ..spec.problem import Problem
 from ..spec.stats import Stats
 from .discovery import Binaries, find_binaries
 from .energy_tables import AccelergyCache, TableFiles, as_energy_table, tables_in
 from .outputs import invalid_mapping_reason, output_file, read_stats_text
+from .accelergy_inputs import with_mac_width
 from .patching import PatchPlan, StockRun, patch_spec, plan_patches, unpack_stats
-from .probe import NATIVE, STOCK, probe_mode
+from .probe import NATIVE, STOCK, probe_build
 from .runner import WorkDirs, read_tail, run_job, run_parallel
 from .specs import tool_problem, write_mapper_inputs, write_model_inputs
 from .stats_text import occupancy
@@ -58,6 +59,12 @@ class TimeloopCostModel:
     ``energy_tables`` (an Accelergy output folder or an ``TableFiles`` pair) is used for every
     call that does not pass its own; without either, Accelergy runs once per arch (cached).
     ``notes`` collects what the caller should know about how numbers were obtained.
+    ``timeloop_version`` (``fork`` or ``v3``) is the accounting the caller asks for, as for the
+    built-in engine; a build whose probed accounting differs is refused before any run, so one
+    setting means the same numbers in both engines. An explicit ``mode`` skips the probe: the
+    caller then vouches for the build's accounting as well. ``mac_width_scaling`` renders the
+    MAC's width as the problem's widest operand (at most the unit's own) in the spec Accelergy
+    estimates, when Accelergy runs (an ERT given is used as it is, as by the built-in engine).
     """
 
     name = "timeloop"
@@ -67,7 +74,8 @@ class TimeloopCostModel:
                  work_root: Path | None = None, keep_work: str = "failed",
                  cache_dir: Path | None = None, timeout_s: float = 300.0,
                  mapper_threads: int = 1, workers: int = 1,
-                 energy_tables: TableFiles | str | Path | None = None) -> None:
+                 energy_tables: TableFiles | str | Path | None = None,
+                 timeloop_version: str = FORK, mac_width_scaling: bool = False) -> None:
         mode = mode or os.environ.get(MODE_ENV) or "auto"
         if mode not in MODES:
             raise ConfigError(f"unknown Timeloop mode '{mode}'", field="timeloop.mode",
@@ -79,7 +87,11 @@ class TimeloopCostModel:
         self.timeout_s = timeout_s
         self.mapper_threads = mapper_threads
         self.workers = workers
+        check_timeloop_version(timeloop_version)
+        self.timeloop_version = timeloop_version
+        self.mac_width_scaling = mac_width_scaling
         self._mode = None if mode == "auto" else mode
+        self._verdict: dict[str, str] | None = None
         self.energy_tables = energy_tables
         self.notes: list[str] = []
 
@@ -87,11 +99,33 @@ class TimeloopCostModel:
     def mode(self) -> str:
         """``native`` (fork honours bitwidths) or ``stock``; probed once on first use."""
         if self._mode is None:
-            self._mode = probe_mode(self.binaries.require("timeloop-model"), self.work_dirs,
-                                    cache_dir=self.cache_dir / "probe")
+            self._mode = self.verdict["mode"]
         return self._mode
 
-    def _tables(self, arch: Arch, energy_table: TableFiles | str | Path | None) -> TableFiles:
+    @property
+    def verdict(self) -> dict[str, str]:
+        """The probe's verdict on the build (``mode`` and ``accounting``), probed once."""
+        if self._verdict is None:
+            self._verdict = probe_build(self.binaries.require("timeloop-model"), self.work_dirs,
+                                        cache_dir=self.cache_dir / "probe")
+        return self._verdict
+
+    def check_version(self) -> None:
+        """Refuse a build whose accounting is not the ``timeloop_version`` asked for (probed
+        builds only, see the class docstring)."""
+        if self._verdict is None and self._mode is not None:
+            return
+        found = self.verdict["accounting"]
+        if found != self.timeloop_version:
+            model = self.binaries.require("timeloop-model")
+            builds = "a stock v3.x build" if self.timeloop_version == V3 else "the fork or 4a74d71"
+            raise ConfigError(f"{model} counts as Timeloop '{found}', not the "
+                              f"'{self.timeloop_version}' asked for", field="--timeloop-version",
+                              fix=f"pass --timeloop-version {found} (engine.timeloop_version), "
+                                  f"or put {builds} on PATH")
+
+    def _tables(self, arch: Arch, problem: Problem,
+                energy_table: TableFiles | str | Path | None) -> TableFiles:
         energy_table = energy_table if energy_table is not None else self.energy_tables
         if isinstance(energy_table, TableFiles):
             return energy_table
@@ -99,7 +133,8 @@ class TimeloopCostModel:
             return tables_in(energy_table)
         cache = AccelergyCache(self.binaries.require("accelergy"), self.cache_dir / "accelergy",
                                timeout_s=self.timeout_s)
-        tables = cache.tables_for(arch.spec)
+        spec = with_mac_width(arch, problem.precision) if self.mac_width_scaling else arch.spec
+        tables = cache.tables_for(spec)
         for note in tables.notes:
             if note.startswith(WARNING):
                 _warn_once(note)
@@ -110,6 +145,7 @@ class TimeloopCostModel:
     def _prepare(self, arch: Arch, problem: Problem,
                  mapping: Mapping | None) -> tuple[dict, Problem, PatchPlan | None]:
         """Refuse unfit bit widths, then the spec/problem the binary sees and the patch plan."""
+        self.check_version()
         check_precision(arch, problem, mapping, arch.source)
         if self.mode == NATIVE or problem.precision.is_native:
             return dict(arch.spec), tool_problem(problem, True), None
@@ -132,7 +168,7 @@ class TimeloopCostModel:
         """Run timeloop-model on one mapping and parse its stats (BackendError on failure)."""
         model = self.binaries.require("timeloop-model")
         spec, tool_prob, plan = self._prepare(arch, problem, mapping)
-        tables = self._tables(arch, energy_table)
+        tables = self._tables(arch, problem, energy_table)
 
         def job(work_dir: Path) -> Stats:
             files = write_model_inputs(work_dir, spec, tool_prob, mapping)
@@ -161,7 +197,7 @@ class TimeloopCostModel:
         settings = settings or MapperSettings()
         mapper = self.binaries.require("timeloop-mapper")
         spec, tool_prob, plan = self._prepare(arch, problem, None)
-        tables = self._tables(arch, energy_table)
+        tables = self._tables(arch, problem, energy_table)
         timeout = self.timeout_s if settings.max_seconds is None else settings.max_seconds
 
         def job(work_dir: Path) -> tuple[Mapping, Stats]:

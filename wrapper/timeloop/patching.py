@@ -160,12 +160,17 @@ def _base_name(name: str) -> str:
     return str(name).split("[", 1)[0].strip()
 
 
+def leaves_by_name(spec: MappingType[str, Any]) -> dict[str, dict[str, Any]]:
+    """The component entries of a (mutable) v0.3 spec by base name (``PE[0..15]`` -> ``PE``)."""
+    return {_base_name(leaf.get("name", "")): leaf
+            for leaf in _leaves((spec.get("architecture") or {}).get("subtree"))}
+
+
 def patch_spec(spec: MappingType[str, Any], plan: PatchPlan,
                source: str | None = None) -> dict[str, Any]:
     """A deep copy of the merged spec with each changed level's attributes rewritten (R2/R3)."""
     patched = copy.deepcopy(dict(spec))
-    leaves = {_base_name(leaf.get("name", "")): leaf
-              for leaf in _leaves((patched.get("architecture") or {}).get("subtree"))}
+    leaves = leaves_by_name(patched)
     for rewrite in (lv for lv in plan.levels if lv.changed):
         leaf = leaves.get(rewrite.level)
         if leaf is None:
