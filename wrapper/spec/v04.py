@@ -393,8 +393,9 @@ def problem_to_v03(problem: Mapping[str, Any], source: str | None) -> dict[str, 
     shape = problem.get("shape")
     if isinstance(instance, Mapping) and isinstance(shape, Mapping):
         known = set(_names(shape.get("dimensions"))) | {"bitwidths", "commonBitwidth"}
-        known |= {str(c.get("name")) for c in shape.get("coefficients") or []
-                  if isinstance(c, Mapping)}
+        coefficients = shape.get("coefficients")
+        known |= {str(c.get("name")) for c in coefficients
+                  if isinstance(c, Mapping)} if isinstance(coefficients, list) else set()
         for key in [k for k in instance if str(k) not in known]:
             note(f"{source}: problem.instance.{key} is neither a dimension nor a coefficient; "
                  "ignored, as Timeloop ignores it")
