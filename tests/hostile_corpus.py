@@ -62,7 +62,34 @@ COMPONENTS = {"compound_components": {"version": 0.3, "classes": [
 EXPERIMENT = {"name": "corpus", "search": {"generations": 1, "parents": 4, "offspring": 4},
               "final": {"points": 0}}
 
-BASES: dict[str, Any] = {"arch.yaml": ARCH, "problem.yaml": PROBLEM, "mapping.yaml": MAPPING,
+# The same design and layer in Timeloop v0.4 (node tags under the "!" key, written as tags).
+ARCH_V04 = {"variables": {"version": 0.4, "word": 16},
+            "architecture": {"version": 0.4, "nodes": [
+    {"!": "Container", "name": "system"},
+    {"!": "Component", "name": "DRAM", "class": "DRAM",
+     "attributes": {"datawidth": "word", "width": 64}},
+    {"!": "Container", "name": "chip"},
+    {"!": "Component", "name": "GLB", "class": "SRAM",
+     "attributes": {"depth": 1024, "width": "4 * word", "datawidth": 16}},
+    {"!": "Container", "name": "PE", "spatial": {"meshX": 4}},
+    {"!": "Parallel", "nodes": [
+        {"!": "Component", "name": "RF", "class": "regfile",
+         "attributes": {"depth": 64, "width": 16, "datawidth": 16},
+         "constraints": {"dataspace": {"keep": ["Weights", "Outputs"], "bypass": ["Inputs"]},
+                         "temporal": {"factors": ["R=3", "S=3"]}}},
+        {"!": "Nothing"}]},
+    {"!": "Component", "name": "mac", "class": "intmac", "attributes": {"datawidth": 16}}]}}
+PROBLEM_V04 = {"problem": {"version": 0.4, "shape": {
+    "name": "conv", "dimensions": ["C", "M", "R", "S", "N", "P", "Q"],
+    "coefficients": [{"name": "Wstride", "default": 1}],
+    "data_spaces": [{"name": "Weights", "projection": [[["C"]], [["M"]], [["R"]], [["S"]]]},
+                    {"name": "Inputs", "projection": [[["N"]], [["C"]],
+                                                      [["R"], ["P", "Wstride"]], [["S"], ["Q"]]]},
+                    {"name": "Outputs", "projection": [[["N"]], [["M"]], [["Q"]], [["P"]]],
+                     "read_write": True}]},
+    "instance": {"C": 4, "M": 8, "R": 3, "S": 3, "N": 1, "P": 4, "Q": 4}}}
+
+BASES: dict[str, Any] = {"arch04.yaml": ARCH_V04, "problem04.yaml": PROBLEM_V04,"arch.yaml": ARCH, "problem.yaml": PROBLEM, "mapping.yaml": MAPPING,
                          "constraints.yaml": CONSTRAINTS, "mapper.yaml": MAPPER, "ert.yaml": ERT, "art.yaml": ART,
                          "components.yaml": COMPONENTS,
                          "exp.yaml": EXPERIMENT}
@@ -73,8 +100,12 @@ CHECK = ["mapping", "check", "{d}/arch.yaml", "{d}/problem.yaml", "{d}/mapping.y
 MAP = ["map", "{d}/arch.yaml", "{d}/problem.yaml", "{d}/constraints.yaml", "{d}/mapper.yaml",
        "-o", "{d}/out"]
 SHOW = ["arch", "show", "{d}/arch.yaml"]
+EVALUATE04 = ["evaluate", "{d}/arch04.yaml", "{d}/problem04.yaml", "{d}/mapping.yaml"]
+MAP04 = ["map", "{d}/arch04.yaml", "{d}/problem04.yaml", "{d}/mapper.yaml", "-o", "{d}/out"]
+SHOW04 = ["arch", "show", "{d}/arch04.yaml"]
 EXPLORE = ["explore", "--config", "{d}/exp.yaml", "-o", "{d}/run"]
 READERS = {"arch.yaml": [EVALUATE, MAP, SHOW], "problem.yaml": [EVALUATE, MAP],
+           "arch04.yaml": [EVALUATE04, MAP04, SHOW04], "problem04.yaml": [EVALUATE04, MAP04],
            "mapping.yaml": [EVALUATE, CHECK], "constraints.yaml": [MAP],
            "mapper.yaml": [MAP], "ert.yaml": [EVALUATE + ["{d}/ert.yaml"]],
            "art.yaml": [EVALUATE + ["{d}/ert.yaml", "{d}/art.yaml"]],
@@ -92,8 +123,22 @@ class Case:
     subprocess: bool = False
 
 
+class _TagDumper(yaml.SafeDumper):
+    """Writes a map with a "!" key as a tagged node (``!Container {...}``), as v0.4 specs are."""
+
+
+def _tagged_map(dumper: yaml.SafeDumper, data: dict) -> yaml.Node:
+    if isinstance(data.get("!"), str):
+        return dumper.represent_mapping(f"!{data['!']}",
+                                        {k: v for k, v in data.items() if k != "!"})
+    return dumper.represent_dict(data)
+
+
+_TagDumper.add_representer(dict, _tagged_map)
+
+
 def _dump(data: Any) -> bytes:
-    return yaml.safe_dump(data, sort_keys=False).encode()
+    return yaml.dump(data, Dumper=_TagDumper, sort_keys=False).encode()
 
 
 def _files(**changed: bytes) -> dict[str, bytes]:
@@ -144,6 +189,7 @@ HOSTILE_FILES: dict[str, Callable[[str], bytes]] = {
     "wide list": lambda key: f"{key}: [".encode() + b"1, " * 300_000 + b"]\n",
 }
 TOP_KEYS = {"arch.yaml": "architecture", "problem.yaml": "problem", "mapping.yaml": "mapping",
+            "arch04.yaml": "architecture", "problem04.yaml": "problem",
             "constraints.yaml": "mapspace_constraints", "mapper.yaml": "mapper",
             "ert.yaml": "ERT", "art.yaml": "ART", "components.yaml": "compound_components",
             "exp.yaml": "search"}
@@ -158,8 +204,44 @@ _DRAM = ("architecture", "subtree", 0, "local", 0, "attributes")
 _MAC = ("architecture", "subtree", 0, "subtree", 0, "subtree", 0, "local", 1, "attributes")
 _PE = ("architecture", "subtree", 0, "subtree", 0, "subtree", 0)
 
+_NODES = ("architecture", "nodes")
+_RF04 = _NODES + (5, "nodes", 0)
+_P04 = ("problem", "shape")
+
 # Field-level hostility: (file, path inside it, bad YAML values).
-FIELDS: list[tuple[str, tuple, list[str]]] = [
+# An optional fourth item names the tools that see the fault (default: every reader of the file).
+FIELDS: list[tuple[Any, ...]] = [
+    ("arch04.yaml", _RF04 + ("attributes", "datawidth"), BAD_COUNTS + ["100000", "'1 // 0'"]),
+    ("arch04.yaml", _NODES + (3, "attributes", "depth"), BAD_NUMBERS + ["'2 ** 99999'"]),
+    ("arch04.yaml", _NODES + (3, "attributes", "width"), ["'4 * nope'", "'log2(-1)'", "60"]),
+    ("arch04.yaml", _NODES + (4, "spatial"), ["5", "{meshX: 0}", "{meshX: abc}", "{mesh: 2}",
+                                              "{meshX: .inf}", "{meshY: 2.5}"]),
+    ("arch04.yaml", _NODES + (4, "constraints"), ["{temporal: {factors: [C=1]}}", "5",
+                                                  "{spatial: {split: -1}}"]),
+    # names of dimensions and dataspaces are checked against the problem when mapping (evaluate
+    # reads no constraints, as timeloop-model; arch show has no problem)
+    ("arch04.yaml", _NODES + (4, "constraints"), ["{spatial: {factors: [K=2]}}"],
+     [MAP04]),
+    ("arch04.yaml", _NODES + (4, "!"), ["Mesh", "5"]),
+    ("arch04.yaml", _NODES + (4, "name"), ["5", "'PE[0..3]'", "''", "a.b"]),
+    ("arch04.yaml", _NODES + (5, "nodes"), ["5", "abc", "[{'!': Container, name: x}]"]),
+    ("arch04.yaml", _RF04 + ("constraints",), ["{dataspace: {keep: [Nope]}}",
+                                               "{temporal: {factors: [K=4]}}"],
+     [MAP04]),
+    ("arch04.yaml", _RF04 + ("constraints",), ["{dataspace: {keep: [Inputs], bypass: [Inputs]}}",
+                                               "{temporal: {permutation: [R, R]}}",
+                                               "{dataspaces: {keep: [Inputs]}}",
+                                               "{temporal: {order: [R]}}", "abc"]),
+    ("arch04.yaml", _RF04 + ("sparse_optimizations",), ["{}"]),
+    ("arch04.yaml", _RF04 + ("class",), [...]),
+    ("arch04.yaml", _NODES, ["5", "abc", "{a: 1}", "[]"]),
+    ("arch04.yaml", ("variables",), ["5", "[1]", "{x: '1 / 0'}"]),
+    ("problem04.yaml", ("problem", "instance", "densities"), ["{Weights: 0.5}"]),
+    ("problem04.yaml", ("problem", "instance", "C"), BAD_COUNTS),
+    ("problem04.yaml", _P04 + ("data_spaces",), ["5", "[]", "[{name: W}]",
+                                                 "[{name: W, projection: [[[K]]]}]"]),
+    ("problem04.yaml", _P04 + ("data_spaces", 2, "read_write"), ["5", "abc"]),
+    ("problem04.yaml", _P04 + ("coefficients",), ["5", "[{name: Wstride, default: 0}]"]),
     ("arch.yaml", _RF + ("word-bits",), BAD_COUNTS + ["100000"]),
     ("arch.yaml", _GLB + ("depth",), BAD_NUMBERS),
     ("arch.yaml", _GLB + ("width",), BAD_NUMBERS + ["60"]),
@@ -253,11 +335,11 @@ FIELDS: list[tuple[str, tuple, list[str]]] = [
 
 
 def _field_cases() -> Iterator[Case]:
-    for fname, path, values in FIELDS:
+    for fname, path, values, *readers in FIELDS:
         for raw in values:
-            value = yaml.safe_load(raw) if raw != "abc" else "abc"
+            value = raw if raw is ... or raw == "abc" else yaml.safe_load(raw)  # ...: deleted
             data = _set(BASES[fname], path, value)
-            for argv in READERS[fname]:
+            for argv in readers[0] if readers else READERS[fname]:
                 yield Case(f"{fname}:{'.'.join(map(str, path))}={raw} [{argv[0]}]", argv,
                            _files(**{fname: _dump(data)}), fname)
 

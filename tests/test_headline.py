@@ -10,7 +10,7 @@ from wrapper.explore.hardware import HardwareTotals
 from wrapper.explore.headline import as_accurate, headline_row
 from wrapper.explore.nsga2 import Objective
 from wrapper.explore.results import Candidate, Reference, SeedScores
-from wrapper.explore.selection import choose_final
+from wrapper.explore.selection import choose_final, claimants
 from wrapper.explore.store import AccuracyResult
 
 
@@ -81,8 +81,10 @@ def test_front_points_dominating_a_uniform_reference_are_always_evaluated() -> N
              uniform[1],
              _scored(((4, 4), (2, 2), (2, 2)), 30.0, 80, 0.40),
              uniform[0]]
+    assert claimants(front, uniform, OBJECTIVES) == [3]  # the only point that can claim
     chosen = choose_final(front, uniform, OBJECTIVES, points=1)
     assert chosen == [3]  # always in, and it fills the one slot
+    assert choose_final(front, uniform, OBJECTIVES, points=0) == [3]  # even with no slots
     wider = choose_final(front, uniform, OBJECTIVES, points=3)
     assert wider[:1] == chosen and len(wider) == 3  # more points only add rows
     assert not {0, 4, 6} & set(wider)  # uniform configurations are the references

@@ -279,3 +279,22 @@ def test_exercise_design_reproduces_the_stored_cycles(design: str) -> None:
     energy_uj = float(re.search(r"^Energy: ([\d.]+) uJ", text, re.M)[1])
     assert stats.cycles == cycles
     assert abs(stats.energy_pj / 1e6 - energy_uj) / energy_uj < 0.03
+
+
+@pytest.mark.parametrize("template", ["eyeriss", "simba"])
+def test_render_v04_reads_as_the_v03_render(template: str, tmp_path: Path) -> None:
+    from wrapper.arch import main
+    for spec_format in ("v0.3", "v0.4"):
+        assert main(["render", template, "-o", str(tmp_path / spec_format),
+                     "--format", spec_format]) == 0
+    loaded = []
+    for spec_format in ("v0.3", "v0.4"):
+        folder = tmp_path / spec_format
+        loaded.append(load_arch(folder / f"{template}.yaml",
+                                *sorted(folder.glob("components/*.yaml")),
+                                *sorted(folder.glob("constraints/*.yaml"))))
+    assert "nodes:" in (tmp_path / "v0.4" / f"{template}.yaml").read_text()
+    assert "!Container" in (tmp_path / "v0.4" / f"{template}.yaml").read_text()
+    assert loaded[0].levels == loaded[1].levels
+    assert loaded[0].arithmetic == loaded[1].arithmetic
+    assert loaded[0].constraints == loaded[1].constraints

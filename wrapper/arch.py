@@ -1,5 +1,5 @@
-"""``python -m wrapper.arch``: render the architecture templates into Timeloop v0.3 YAML
-(``render NAME [--set k=v ...] -o DIR [--shape S]``, ``params NAME``) or show the levels of any
+"""``python -m wrapper.arch``: render the architecture templates into Timeloop v0.3 or v0.4 YAML
+(``render NAME [--set k=v ...] -o DIR [--shape S] [--format v0.3|v0.4]``, ``params NAME``) or show the levels of any
 architecture spec as QuantMap reads them (``show FILES...``)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from .cli import OneLineParser, parse_set_options
 from .errors import ConfigError, QuantMapError, report_error, unknown_name_fix
 from .spec.arch import load_arch
 from .spec.problem import BUILTIN_SHAPES, ProblemShape, load_problem
-from .spec.templates import available_templates, default_parameters, write_arch
+from .spec.templates import FORMATS, available_templates, default_parameters, write_arch
 
 
 def _shape_option(value: str | None) -> ProblemShape | None:
@@ -38,6 +38,8 @@ def _build_parser(prog: str) -> argparse.ArgumentParser:
     render.add_argument("-o", "--out", required=True, help="output folder")
     render.add_argument("--shape", help="adapt constraints to a problem shape: depthwise, "
                         "cnn-layer, or a problem YAML file")
+    render.add_argument("--format", choices=FORMATS, default="v0.3",
+                        help="Timeloop spec version of the architecture file (default v0.3)")
     params = sub.add_parser("params", help="list a template's parameters and defaults")
     params.add_argument("template")
     return parser
@@ -52,7 +54,7 @@ def render_main(argv: Sequence[str] | None = None, prog: str = "python -m wrappe
                 print(f"{key} = {value}")
             return 0
         paths = write_arch(args.template, parse_set_options(args.set), args.out,
-                           _shape_option(args.shape))
+                           _shape_option(args.shape), spec_format=args.format)
     except QuantMapError as exc:
         return report_error(exc)
     for path in paths:

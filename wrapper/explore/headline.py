@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..errors import ConfigError
-from .results import Candidate, Reference, RunResult, SeedScores, is_uniform
+from .results import Candidate, Reference, RunResult, SeedScores
+from .selection import claimants
 
 
 @dataclass(frozen=True)
@@ -97,9 +98,13 @@ def headline_row(objective: str, points: Sequence[tuple[str, Candidate, SeedScor
 def headline(result: RunResult) -> list[HeadlineRow]:
     """The headline of a run: one row per searched hardware objective (empty without a final
     evaluation, i.e. when accuracy is not an objective). Front points that are themselves
-    uniform configurations make no claim: they are the references."""
-    points = [(p.id, p.candidate, p.final) for p in result.front
-              if p.final is not None and not is_uniform(p.candidate.genome)]
+    uniform configurations make no claim: they are the references; nor do points that are not
+    claimants on the search's validation scores (`selection.claimants`), so retraining more
+    points later adds rows to the report but never changes a claim."""
+    allowed = set(claimants([p.candidate for p in result.front],
+                            [r.candidate for r in result.uniform], result.objectives))
+    points = [(p.id, p.candidate, p.final) for i, p in enumerate(result.front)
+              if p.final is not None and i in allowed]
     if not any(p.final is not None for p in result.front):
         return []
     return [headline_row(name, points, result.uniform)  # type: ignore[arg-type]

@@ -4,11 +4,13 @@ Evenly spaced picks along one objective spend slots on the all-low-width end of 
 front points that are uniform configurations (the references, retrained anyway), and can miss the
 one point that matters: a mixed configuration as accurate as a uniform one but cheaper. So:
 
-- every front point that dominates a uniform reference on the search's validation scores is
-  always evaluated (it is the candidate for the headline's claim);
+- every claimant is always evaluated: a mixed front point at least as accurate as a uniform
+  reference on the search's validation scores and cheaper than it in some hardware objective
+  (every point dominating a uniform reference is one). Only claimants can make the headline's
+  claims, so the claim never depends on how many other points were retrained;
 - the remaining slots of ``final.points`` go to the other mixed points, greedily by how much each
   adds to the validation hypervolume of the evaluated set (uniform references included), using
-  pymoo's exact hypervolume.
+  pymoo's exact hypervolume: rows for the front's shape, not for claims.
 
 The order is fixed by validation scores alone, so a later ``report final`` with more points
 evaluates a superset, and no test score ever influences which points are retrained.
@@ -33,21 +35,34 @@ def _minimized(candidate: Candidate, objectives: Sequence[Objective]) -> tuple[f
     return signed if all(math.isfinite(v) for v in signed) else None
 
 
-def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
-    """a is no worse than b in every (minimised) objective and better in one."""
-    return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
-
-
 def hypervolume(vectors: np.ndarray, reference: np.ndarray) -> float:
     """Hypervolume (minimisation) of ``vectors`` below ``reference``; 0 for an empty set."""
     return float(HV(ref_point=reference)(vectors)) if len(vectors) else 0.0
 
 
+def claimants(front: Sequence[Candidate], uniform: Sequence[Candidate],
+              objectives: Sequence[Objective]) -> list[int]:
+    """Indices into ``front`` of the mixed points that could claim a saving: on validation at
+    least as accurate as some uniform reference and cheaper than it in a hardware objective."""
+    accuracy = [i for i, o in enumerate(objectives) if o.name == "accuracy"]
+    out = []
+    for index, candidate in enumerate(front):
+        vector = _minimized(candidate, objectives)
+        if vector is None or is_uniform(candidate.genome):
+            continue
+        for ref in filter(None, (_minimized(c, objectives) for c in uniform)):
+            if all(vector[i] <= ref[i] for i in accuracy) and any(
+                    vector[i] < ref[i] for i in range(len(objectives)) if i not in accuracy):
+                out.append(index)
+                break
+    return out
+
+
 def choose_final(front: Sequence[Candidate], uniform: Sequence[Candidate],
                  objectives: Sequence[Objective], points: int) -> list[int]:
-    """Indices into ``front`` of the points to retrain: the mixed points dominating a uniform
-    reference on validation (always, even beyond ``points``), then the other mixed points by
-    their hypervolume contribution until ``points`` are chosen. Best contribution first."""
+    """Indices into ``front`` of the points to retrain: every claimant (always, even beyond
+    ``points``), then the other mixed points by their hypervolume contribution until
+    ``points`` are chosen. Best contribution first."""
     vectors = {i: _minimized(c, objectives) for i, c in enumerate(front)}
     mixed = [i for i, c in enumerate(front)
              if not is_uniform(c.genome) and vectors[i] is not None]
@@ -63,7 +78,7 @@ def choose_final(front: Sequence[Candidate], uniform: Sequence[Candidate],
         return (np.asarray(vector, dtype=float) - low) / scale
 
     reference = np.full(len(objectives), 1.1)
-    must = [i for i in mixed if any(dominates(vectors[i], r) for r in refs)]
+    must = claimants(front, uniform, objectives)
     order = _greedy(must, [normal(vectors[i]) for i in mixed], mixed,
                     [normal(r) for r in refs], reference)
     return order[:max(points, len(must))]

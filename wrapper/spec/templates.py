@@ -27,6 +27,7 @@ from .constraints import adapt_constraints_for_shape
 from .ert import DRAM_PJ_PER_BIT
 from .problem import ProblemShape
 from .settings import Rule
+from .v04 import nodes_from_tree
 from .yamlio import dump_yaml_text, ensure_folder, parse_yaml_text, write_text_atomic
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "arch_templates"
@@ -159,9 +160,28 @@ def _adapted_text(text: str, shape: ProblemShape, source: str) -> str:
     return header + dump_yaml_text(adapted)
 
 
+FORMATS = ("v0.3", "v0.4")
+
+
+def as_v04(files: Mapping[str, str], name: str) -> dict[str, str]:
+    """The rendered files with the architecture written as v0.4 ``nodes:``; the component and
+    constraint files are target lists and class lists that both versions read unchanged."""
+    out = dict(files)
+    data = parse_yaml_text(files[f"{name}.yaml"], f"{name}.yaml")
+    banner = "".join(line + "\n" for line in files[f"{name}.yaml"].splitlines()
+                     if line.startswith("#"))
+    out[f"{name}.yaml"] = banner + dump_yaml_text(
+        {**data, "architecture": nodes_from_tree(data["architecture"])})
+    return out
+
+
 def write_arch(name: str, params: Mapping[str, Any] | None, out_dir: str | Path,
-               problem_shape: ProblemShape | None = None, source: str = "--set") -> list[Path]:
-    """Render template ``name`` into ``out_dir`` (subfolders components/, constraints/)."""
+               problem_shape: ProblemShape | None = None, source: str = "--set",
+               spec_format: str = "v0.3") -> list[Path]:
+    """Render template ``name`` into ``out_dir`` (subfolders components/, constraints/), with
+    the architecture in Timeloop's ``spec_format`` (v0.3 tree or v0.4 nodes)."""
     files = render_arch(name, params, problem_shape, source)
+    if spec_format == "v0.4":
+        files = as_v04(files, name)
     out = ensure_folder(out_dir, "-o")
     return [write_text_atomic(text, out / rel) for rel, text in files.items()]

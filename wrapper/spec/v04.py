@@ -29,6 +29,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import re
 import sys
 from collections.abc import Mapping
 from typing import Any, Callable
@@ -393,8 +394,9 @@ def problem_to_v03(problem: Mapping[str, Any], source: str | None) -> dict[str, 
     shape = problem.get("shape")
     if isinstance(instance, Mapping) and isinstance(shape, Mapping):
         known = set(_names(shape.get("dimensions"))) | {"bitwidths", "commonBitwidth"}
-        known |= {str(c.get("name")) for c in shape.get("coefficients") or []
-                  if isinstance(c, Mapping)}
+        coefficients = shape.get("coefficients")
+        known |= {str(c.get("name")) for c in coefficients
+                  if isinstance(c, Mapping)} if isinstance(coefficients, list) else set()
         for key in [k for k in instance if str(k) not in known]:
             note(f"{source}: problem.instance.{key} is neither a dimension nor a coefficient; "
                  "ignored, as Timeloop ignores it")
@@ -422,3 +424,74 @@ def problem_dataspaces(problem: Any) -> tuple[str, ...]:
     spaces = shape.get("data_spaces", shape.get("data-spaces"))
     return tuple(str(ds["name"]) for ds in spaces or [] if isinstance(ds, Mapping) and "name" in ds) \
         if isinstance(spaces, list) else ()
+
+
+# ---------------------------------------------------------------- writing v0.4
+
+_RANGE_NAME = re.compile(r"^(?P<base>[^\[]+)\[(?P<lo>\d+)\.\.(?P<hi>\d+)\]$")
+_V04_NAMES = {"word-bits": "datawidth"}
+
+
+def _split_name(name: str) -> tuple[str, int]:
+    match = _RANGE_NAME.match(name.strip())
+    return (name.strip(), 1) if not match else (match["base"],
+                                                int(match["hi"]) - int(match["lo"]) + 1)
+
+
+def _spatial_of(count: int, leaf_mesh_x: int | None, mesh_x: int) -> dict[str, int]:
+    """meshX/meshY of ``count`` copies under a level whose leaves so far span ``mesh_x``."""
+    x = max(1, (leaf_mesh_x or mesh_x * count) // mesh_x)
+    x = x if count % x == 0 else count
+    spatial = {"meshX": x} if x > 1 else {}
+    if count // x > 1:
+        spatial["meshY"] = count // x
+    return spatial
+
+
+def _first_mesh_x(node: Mapping[str, Any]) -> int | None:
+    for leaf in node.get("local") or []:
+        value = (leaf.get("attributes") or {}).get("meshX")
+        if value is not None:
+            return int(value)
+    for child in node.get("subtree") or []:
+        found = _first_mesh_x(child)
+        if found is not None:
+            return found
+    return None
+
+
+def nodes_from_tree(architecture: Mapping[str, Any]) -> dict[str, Any]:
+    """The v0.4 ``nodes:`` section of a v0.3 tree (the inverse of `tree_from_nodes` for trees
+    without fan-out constraints): subtree nodes become !Container, leaves !Component, instance
+    ranges and per-leaf meshX become ``spatial:`` meshes; ``word-bits`` is written
+    ``datawidth``, the v0.4 name. Node tags are kept under `TAG_KEY`, as the loader keeps them."""
+    nodes: list[dict[str, Any]] = []
+
+    def walk(tree_nodes: list[Mapping[str, Any]], mesh_x: int) -> None:
+        for node in tree_nodes:
+            name, count = _split_name(str(node["name"]))
+            container: dict[str, Any] = {TAG_KEY: "Container", "name": name}
+            spatial = _spatial_of(count, _first_mesh_x(node), mesh_x) if count > 1 else {}
+            if spatial:
+                container["spatial"] = spatial
+            if node.get("attributes"):
+                container["attributes"] = dict(node["attributes"])
+            nodes.append(container)
+            inner_x = mesh_x * spatial.get("meshX", 1)
+            for leaf in node.get("local") or []:
+                leaf_name, copies = _split_name(str(leaf["name"]))
+                attributes = {_V04_NAMES.get(k, k): v for k, v in
+                              (leaf.get("attributes") or {}).items() if k != "meshX"}
+                component: dict[str, Any] = {TAG_KEY: "Component", "name": leaf_name,
+                                             "class": leaf["class"]}
+                if "subclass" in leaf:
+                    component["subclass"] = leaf["subclass"]
+                if copies > 1:
+                    own_x = (leaf.get("attributes") or {}).get("meshX")
+                    component["spatial"] = _spatial_of(copies, own_x, inner_x)
+                component["attributes"] = attributes
+                nodes.append(component)
+            walk(node.get("subtree") or [], inner_x)
+
+    walk(architecture.get("subtree") or [], 1)
+    return {"version": 0.4, "nodes": nodes}

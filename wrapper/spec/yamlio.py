@@ -27,6 +27,18 @@ def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
 
 _SpecDumper.add_representer(str, _str_presenter)
 
+TAG_KEY = "!"  # a v0.4 node's tag (!Container, ...) as the loader keeps it and the dumper writes it
+
+
+def _dict_presenter(dumper: yaml.SafeDumper, data: dict) -> yaml.Node:
+    tag = data.get(TAG_KEY)
+    if isinstance(tag, str):
+        return dumper.represent_mapping(f"!{tag}", {k: v for k, v in data.items() if k != TAG_KEY})
+    return dumper.represent_dict(data)
+
+
+_SpecDumper.add_representer(dict, _dict_presenter)
+
 
 # Bounds on what one input may be: far above any real spec (the largest Accelergy tables are
 # about 20 kB with a few thousand nodes), low enough that the pure-Python parser refuses a
@@ -116,9 +128,6 @@ def _expanded_size(node: yaml.Node, depth: int, sizes: dict[int, tuple[int, int]
         raise yaml.composer.ComposerError(None, None, f"aliases nest deeper than {MAX_DEPTH} "
                                           "levels", node.start_mark)
     return known
-
-
-TAG_KEY = "!"
 
 
 class _SpecLoader(_BoundedLoader):
