@@ -91,7 +91,7 @@ class RawCounts:
 
 def projections(problem: Problem) -> tuple[Projection, ...]:
     """Compile the dataspaces; the closed forms need each dimension in at most one rank of a
-    dataspace and at most two terms per rank (true of CNN, depthwise and FC shapes)."""
+    dataspace and at most two terms per rank (true of CNN, depthwise, grouped and FC shapes)."""
     dims = problem.shape.dimensions
     out = []
     for space in problem.shape.dataspaces:
