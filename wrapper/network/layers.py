@@ -337,7 +337,7 @@ def _report_unsupported(found: Sequence[_Unsupported], layers: Sequence[Layer],
                         f"cannot express{more}", file="<model>", field="model",
                         fix="use Conv2d/Linear modules, or leave such compute out of the "
                             "workload with model.skip_unsupported (--skip-unsupported)")
-    left_out = sum(item.macs for item in found)
+    left_out = sum(item.macs for item in found) // _TRACE_BATCH  # per image, like the layers
     total = left_out + sum(layer.macs for layer in layers)
     where = ", ".join(dict.fromkeys(f"{item.where} ({item.what})" for item in found))
     warnings.warn(f"left out of the workload: {left_out:,} of {total:,} MACs "
