@@ -122,8 +122,9 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         return report
     data = load_data(spec)
     if args.command == "train":
-        model = ModelSpec(args.model, model_kwargs(args), args.state_dict, args.width_mult,
-                          data.num_classes, relu6=True if args.relu6 else None)
+        model = ModelSpec(args.model, args.width_mult, data.num_classes,
+                          relu6=True if args.relu6 else None, kwargs=model_kwargs(args),
+                          state_dict=args.state_dict)
         result = train_float(model, data, settings, out=args.out)
     else:
         start = load_checkpoint(args.float_checkpoint)

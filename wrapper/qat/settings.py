@@ -30,12 +30,12 @@ class ModelSpec:
 
     name: str = setting("mobilenet_v1", help="registry name, package.module:callable or "
                                              "path/to/file.py:callable")
-    kwargs: Mapping[str, Any] = setting(default_factory=dict,
-                                        help="keyword arguments of the model callable")
-    state_dict: str | None = setting(None, help="float state_dict file to load")
     width_mult: float | None = setting(None, above=0.0, help="MobileNets: width multiplier")
     num_classes: int | None = setting(None, minimum=2, help="classes (default: from the data)")
     relu6: bool | None = setting(None, help="MobileNetV2 only: ReLU6 instead of ReLU")
+    kwargs: Mapping[str, Any] = setting(default_factory=dict,
+                                        help="keyword arguments of the model callable")
+    state_dict: str | None = setting(None, help="float state_dict file to load")
     skip_unsupported: bool = setting(False, help="leave unsupported compute (Conv1d, attention, "
                                                  "...) out of the workload with a warning")
 
