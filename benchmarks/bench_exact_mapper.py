@@ -32,7 +32,7 @@ from wrapper.engine.energy_model import builtin_energy_table
 from wrapper.engine.exact import certified_search
 from wrapper.engine.mapper import sampling_search
 from wrapper.network.layers import extract_layers, layer_to_problem
-from wrapper.network.mobilenets import build_model
+from wrapper.network.registry import build_network
 from wrapper.spec.arch import arch_from_dict
 from wrapper.spec.constraints import adapt_constraints_for_shape
 from wrapper.spec.costmodel import MapperSettings
@@ -85,7 +85,7 @@ def bench_mobilenet(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for net in args.nets:
             first, last = (int(x) for x in args.layers.split(":"))
-            layers = extract_layers(build_model(net, num_classes=1000), 224)[first:last]
+            layers = extract_layers(build_network(net, num_classes=1000), 224)[first:last]
             for arch_name in args.archs:
                 archs = template_archs(arch_name, Path(tmp))
                 rows = []

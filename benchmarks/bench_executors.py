@@ -29,7 +29,7 @@ from wrapper.explore.experiment import build_archs
 from wrapper.explore.hardware import HardwareCost
 from wrapper.explore.store import Store
 from wrapper.network.layers import extract_layers
-from wrapper.network.mobilenets import build_model
+from wrapper.network.registry import build_network
 from wrapper.spec.costmodel import MapperSettings
 from wrapper.spec.precision import Precision
 
@@ -69,7 +69,7 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=2, help="pool processes / Ray CPUs")
     parser.add_argument("--ray-address", default=None, help="existing Ray cluster")
     args = parser.parse_args()
-    layers = extract_layers(build_model("mobilenet_v2", num_classes=1000), 224)[:args.layers]
+    layers = extract_layers(build_network("mobilenet_v2", num_classes=1000), 224)[:args.layers]
     bits = [int(b) for b in args.bits.split(",")]
     print(f"table: {len(bits) ** 2} (A, W) x {len(layers)} layers x {len(ARCHS)} archs, "
           f"{args.cpus} CPUs")

@@ -27,7 +27,7 @@ from wrapper.engine.constraints import build_mapspace
 from wrapper.engine.costmodel import BuiltinCostModel, MapperCache
 from wrapper.engine.mapper import sampling_search
 from wrapper.network.layers import extract_layers, layer_to_problem
-from wrapper.network.mobilenets import build_model
+from wrapper.network.registry import build_network
 from wrapper.spec.costmodel import MapperSettings
 from wrapper.spec.precision import Precision
 
@@ -59,7 +59,7 @@ def _archs():
 
 
 def _layers():
-    return extract_layers(build_model("mobilenet_v2", num_classes=1000), 224)
+    return extract_layers(build_network("mobilenet_v2", num_classes=1000), 224)
 
 
 def bench_mobilenet() -> None:

@@ -34,7 +34,7 @@ from wrapper.explore.config import ArchConfig
 from wrapper.explore.experiment import build_archs
 from wrapper.explore.hardware import cost_model
 from wrapper.network.layers import extract_layers, layer_to_problem
-from wrapper.network.mobilenets import build_model
+from wrapper.network.registry import build_network
 from wrapper.spec.costmodel import MapperSettings
 from wrapper.spec.precision import Precision
 from wrapper.spec.problem import problem_to_dict
@@ -75,7 +75,7 @@ def main() -> None:
     users: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     problems = {}
     for model in args.models:
-        net = build_model(model, num_classes=1000)
+        net = build_network(model, num_classes=1000)
         for resolution in args.resolutions:
             for layer in extract_layers(net, resolution):
                 for bits in args.bits:

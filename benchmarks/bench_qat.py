@@ -43,7 +43,7 @@ def main() -> None:
           f"1 thread")
     print(f"float training : {statistics.median(base.epoch_seconds):6.2f} s/epoch "
           f"(top-1 {base.top1:.3f} after {args.epochs} epochs)")
-    n_layers = layer_count(args.model, **spec.kwargs())
+    n_layers = layer_count(args.model, **spec.network_args())
     widths = (2, 3, 4, 8)
     configs = {"8-bit uniform": [(8, 8)] * n_layers,
                "mixed 2/3/4/8": [(widths[(i + 1) % 4], widths[i % 4]) for i in range(n_layers)]}

@@ -61,7 +61,7 @@ def main() -> None:
     data = load_data(DataSpec())
     spec = ModelSpec("mobilenet_v1", 0.25, data.num_classes)
     start = train_float(spec, data, FLOAT)
-    n_layers = layer_count(spec.name, **spec.kwargs())
+    n_layers = layer_count(spec.name, **spec.network_args())
     seconds: dict[str, list[float]] = {setup: [] for setup in args.setups}
     candidate: dict[str, list[float]] = {setup: [] for setup in args.setups}
     print(f"mobilenet_v1 x0.25 @32px, digits ({len(data.train)} train / {len(data.val)} val), "

@@ -1,4 +1,4 @@
-"""The project's MobileNets: structure, layer-factory indices, options and errors."""
+"""The project's MobileNets: structure, layer order, options and errors."""
 
 from __future__ import annotations
 
@@ -7,24 +7,9 @@ import torch
 from torch import nn
 
 from wrapper.errors import ConfigError
-from wrapper.network.mobilenets import LayerFactory, build_model, mobilenet_v1, mobilenet_v2
-
-
-class RecordingFactory(LayerFactory):
-    """Float layers, but remembers the index and arguments of every quantizable layer."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[int, str, nn.Module]] = []
-
-    def conv(self, index, in_ch, out_ch, kernel, stride, padding, groups):
-        module = super().conv(index, in_ch, out_ch, kernel, stride, padding, groups)
-        self.calls.append((index, "conv", module))
-        return module
-
-    def linear(self, index, in_f, out_f):
-        module = super().linear(index, in_f, out_f)
-        self.calls.append((index, "linear", module))
-        return module
+from wrapper.network.layers import trace_model
+from wrapper.network.mobilenets import mobilenet_v1, mobilenet_v2
+from wrapper.network.registry import build_network
 
 
 def quantizable(model: nn.Module) -> list[nn.Module]:
@@ -32,14 +17,13 @@ def quantizable(model: nn.Module) -> list[nn.Module]:
 
 
 @pytest.mark.parametrize("builder, count", [(mobilenet_v1, 28), (mobilenet_v2, 53)])
-def test_factory_indices_follow_module_order(builder, count):
-    factory = RecordingFactory()
-    model = builder(factory=factory)
-    indices = [index for index, _, _ in factory.calls]
-    assert indices == list(range(count))
-    # index i is the i-th Conv2d/Linear in module order: the same object the factory returned
-    assert all(a is b for a, b in zip(quantizable(model), (m for _, _, m in factory.calls)))
-    assert [kind for _, kind, _ in factory.calls][-1] == "linear"
+def test_layers_run_once_each_in_module_order(builder, count):
+    model = builder()
+    traced = trace_model(model, 32)
+    assert len(traced) == count
+    names = [name for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert [t.module_name for t in traced] == names
+    assert traced[-1].layer.kind == "linear"
 
 
 def test_convolutions_have_no_bias_and_batchnorm_follows():
@@ -53,7 +37,7 @@ def test_convolutions_have_no_bias_and_batchnorm_follows():
 @pytest.mark.parametrize("name", ["mobilenet_v1", "mobilenet_v2"])
 @pytest.mark.parametrize("resolution", [32, 96])
 def test_forward_gives_one_logit_per_class_at_any_resolution(name, resolution):
-    model = build_model(name, num_classes=10).eval()
+    model = build_network(name, num_classes=10).eval()
     with torch.no_grad():
         assert model(torch.randn(2, 3, resolution, resolution)).shape == (2, 10)
 
@@ -83,13 +67,14 @@ def test_residual_blocks_add_their_input():
 
 def test_unknown_model_name_suggests_closest():
     with pytest.raises(ConfigError) as info:
-        build_model("mobilenetv2")
-    assert "mobilenet_v2" in str(info.value) and info.value.field == "model"
+        build_network("mobilenetv2")
+    assert "mobilenet_v2" in str(info.value) and info.value.field == "model.name"
 
 
 @pytest.mark.parametrize("kwargs, field", [({"width_mult": 0}, "width_mult"),
-                                           ({"num_classes": 0}, "num_classes")])
+                                           ({"num_classes": 0}, "num_classes"),
+                                           ({"relu6": True}, "model.relu6")])
 def test_bad_options_are_config_errors(kwargs, field):
     with pytest.raises(ConfigError) as info:
-        build_model("mobilenet_v1", **kwargs)
+        build_network("mobilenet_v1", **kwargs)
     assert info.value.field == field and info.value.fix

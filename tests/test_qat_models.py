@@ -7,7 +7,7 @@ import torch
 
 from wrapper.errors import ConfigError, PrecisionError
 from wrapper.network.layers import extract_layers
-from wrapper.network.mobilenets import build_model
+from wrapper.network.registry import build_network
 from wrapper.qat.models import (
     bits_from_precisions,
     input_signedness,
@@ -36,7 +36,7 @@ def test_layer_i_carries_its_own_bits_and_is_workload_layer_i(name: str, n_layer
     layers = quant_layers(net)
     assert [(int(l.input_quant.bit_width()), int(l.weight_quant.bit_width())) for l in layers] \
         == bits
-    float_layers = extract_layers(build_model(name, **SMALL), 32)
+    float_layers = extract_layers(build_network(name, **SMALL), 32)
     quant_traced = extract_layers(net, 32)
     assert [(l.name, l.M, l.C, l.groups, l.R) for l in quant_traced] \
         == [(l.name, l.M, l.C, l.groups, l.R) for l in float_layers]
@@ -45,9 +45,9 @@ def test_layer_i_carries_its_own_bits_and_is_workload_layer_i(name: str, n_layer
 
 
 def test_input_quantizers_are_signed_exactly_where_inputs_can_be_negative() -> None:
-    v1 = input_signedness(build_model("mobilenet_v1", **SMALL))
+    v1 = input_signedness(build_network("mobilenet_v1", **SMALL))
     assert v1 == (True,) + (False,) * 27  # image in, then every input follows a ReLU
-    v2_float = build_model("mobilenet_v2", **SMALL)
+    v2_float = build_network("mobilenet_v2", **SMALL)
     v2 = input_signedness(v2_float)
     # layer 0 sees the image; block 1 (t=1) has dw(1) + projection(2); every later block starts
     # with an expansion fed by a linear bottleneck (or residual sum): 3, 6, ..., 48; 51 = last 1x1
@@ -74,7 +74,7 @@ def test_one_bit_weights_are_binary_and_per_channel_scales_are_per_channel() -> 
 
 
 def test_float_checkpoint_loads_into_the_quantized_net() -> None:
-    float_net = build_model("mobilenet_v2", **SMALL)
+    float_net = build_network("mobilenet_v2", **SMALL)
     for name, buffer in float_net.named_buffers():  # non-default BN statistics
         if name.endswith("running_var"):
             buffer.uniform_(0.5, 2.0)
@@ -83,7 +83,7 @@ def test_float_checkpoint_loads_into_the_quantized_net() -> None:
     quant_state = quant_net.state_dict()
     for key, value in float_net.state_dict().items():
         assert torch.equal(quant_state[key], value), key
-    other = build_model("mobilenet_v2", width_mult=0.5, num_classes=10)
+    other = build_network("mobilenet_v2", width_mult=0.5, num_classes=10)
     with pytest.raises(ConfigError, match="does not fit the net"):
         load_float_weights(quant_net, other.state_dict(), source="x.pt")
 
@@ -97,7 +97,7 @@ def _zero_fraction(net: torch.nn.Module) -> float:
 def test_learned_scales_start_from_mse_clipping_not_max_abs(per_channel: bool) -> None:
     """At 2 bits a max|w| scale rounds most weights to 0; the MSE-optimal start does not, and
     its scales are parameters the optimizer trains."""
-    weights = build_model("mobilenet_v1", **SMALL).state_dict()
+    weights = build_network("mobilenet_v1", **SMALL).state_dict()
     generator = torch.Generator().manual_seed(0)
     for value in weights.values():  # bell-shaped, like trained weights (the init is uniform)
         if value.dim() in (2, 4):

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Subset
 
 from wrapper.errors import ConfigError
-from wrapper.network.mobilenets import build_model
+from wrapper.network.registry import build_network
 from wrapper.qat.data import DataBundle, DataSpec, load_data
 from wrapper.qat.models import (
     integer_inputs,
@@ -142,14 +142,14 @@ def test_mobilenet_v2_per_channel_qat_round_trips_through_a_checkpoint(
     small = DataBundle(Subset(digits.train, range(192)), Subset(digits.val, range(64)),
                        digits.num_classes, digits.resolution, digits.classes)
     spec = ModelSpec("mobilenet_v2", 0.25, 10)
-    start = Checkpoint(spec, build_model("mobilenet_v2", **spec.kwargs()).state_dict())
+    start = Checkpoint(spec, build_network("mobilenet_v2", **spec.network_args()).state_dict())
     bits = _mixed(53)
     settings = TrainSettings(epochs=1, lr=0.01, per_channel=True, batch_size=32,
                              calibration_batches=2, progress=False)
     tuned = finetune(start, bits, small, settings, out=tmp_path / "v2.pt")
     saved = load_checkpoint(tmp_path / "v2.pt")
     assert saved.bits == tuple(bits) and saved.per_channel
-    net = quantized_model("mobilenet_v2", bits, per_channel=True, **spec.kwargs())
+    net = quantized_model("mobilenet_v2", bits, per_channel=True, **spec.network_args())
     net.load_state_dict(saved.state_dict)
     _assert_bits_hold(net, bits, torch.stack([small.val[i][0] for i in range(16)]),
                       per_channel=True)

@@ -15,10 +15,22 @@ from conftest import GOLDEN_DW_RECORDS, GOLDEN_RECORDS
 from torch import nn
 
 from wrapper.errors import ConfigError, PrecisionError, SpecError
-from wrapper.network.layers import Layer, extract_layers, layer_to_problem, write_workload
+from wrapper.network.layers import (
+    Layer,
+    UnsupportedLayerWarning,
+    extract_layers,
+    layer_to_problem,
+    write_workload,
+)
 from wrapper.network.mobilenets import mobilenet_v1, mobilenet_v2
 from wrapper.spec.precision import Precision
-from wrapper.spec.problem import CNN_LAYER_SHAPE, DEPTHWISE_SHAPE, load_problem, problem_from_dict
+from wrapper.spec.problem import (
+    CNN_LAYER_SHAPE,
+    DEPTHWISE_SHAPE,
+    GROUPED_SHAPE,
+    load_problem,
+    problem_from_dict,
+)
 
 # Golden layer tables: V1 with 100 classes (FC row 1024->100), V2 with 1000.
 NETS = {"mobilenetv1.yaml": (mobilenet_v1, 100), "mobilenetv2.yaml": (mobilenet_v2, 1000)}
@@ -175,18 +187,22 @@ def test_traced_dims_follow_timeloop_axes():
     assert (head.kind, head.N, head.C, head.M, head.P, head.Q) == ("linear", 48, 8, 4, 1, 1)
 
 
-def test_grouped_convolution_that_is_not_depthwise_is_refused():
-    model = nn.Sequential(nn.Conv2d(8, 16, 3, groups=4))
-    with pytest.raises(SpecError, match="groups=4") as info:
-        extract_layers(model, 8, in_channels=8)
-    assert info.value.field == "0" and "split" in info.value.fix
+def test_grouped_convolution_gets_the_grouped_shape():
+    model = nn.Sequential(nn.Conv2d(8, 16, 3, groups=4, dilation=2, stride=2))
+    (layer,) = extract_layers(model, 12, in_channels=8)
+    assert layer.kind == "grouped" and layer.groups == 4
+    problem = layer_to_problem(layer)
+    assert problem.shape is GROUPED_SHAPE
+    assert dict(problem.bounds) == {"G": 4, "C": 2, "M": 4, "R": 3, "S": 3, "N": 1, "P": 4,
+                                    "Q": 4}
+    assert problem.coefficients["Wstride"] == 2 and problem.coefficients["Hdilation"] == 2
+    assert problem.macs == layer.macs == 16 * 2 * 9 * 16
 
 
-def test_module_used_twice_or_never_is_refused():
+def test_module_used_twice_is_two_layers_and_unused_module_is_no_layer():
     shared = nn.Conv2d(4, 4, 1)
-    twice = nn.Sequential(shared, shared)
-    with pytest.raises(SpecError, match="2 times"):
-        extract_layers(twice, 4, in_channels=4)
+    layers = extract_layers(nn.Sequential(shared, nn.ReLU(), shared), 4, in_channels=4)
+    assert [layer.name for layer in layers] == ["0", "0#2"]
 
     class Unused(nn.Module):
         def __init__(self) -> None:
@@ -196,9 +212,35 @@ def test_module_used_twice_or_never_is_refused():
         def forward(self, x):
             return self.used(x)
 
-    with pytest.raises(SpecError, match="0 times") as info:
-        extract_layers(Unused(), 4)
-    assert info.value.field == "spare"
+    assert [layer.name for layer in extract_layers(Unused(), 4)] == ["used"]
+
+
+class WithUnsupported(nn.Module):
+    """A Conv2d, a Conv1d over its rows and a functional matmul: two things no problem here
+    expresses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+        self.rows = nn.Conv1d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)                                  # (1, 4, 4, 4)
+        rows = self.rows(y.flatten(2))                     # (1, 4, 16)
+        return rows @ rows.transpose(1, 2)                 # (1, 4, 4), contracted over 16
+
+
+def test_unsupported_compute_is_an_error_or_a_warning_with_its_mac_share():
+    with pytest.raises(SpecError, match="Conv1d in 'rows'") as info:
+        extract_layers(WithUnsupported(), 4)
+    assert "skip_unsupported" in info.value.fix and "1 more" in str(info.value)
+    with pytest.warns(UnsupportedLayerWarning) as caught:
+        (conv,) = extract_layers(WithUnsupported(), 4, skip_unsupported=True)
+    left_out = 4 * 16 * 4 * 3 + 4 * 4 * 16           # Conv1d + matmul, per image
+    total = left_out + conv.macs
+    message = str(caught[0].message)
+    assert f"{left_out:,} of {total:,} MACs" in message and "rows (Conv1d)" in message
+    assert "<model> (matmul)" in message or "<model> (__matmul__)" in message
 
 
 def test_tracing_failure_and_bad_resolution_are_config_errors():

@@ -20,15 +20,16 @@ class OneLineParser(argparse.ArgumentParser):
         raise ConfigError(message, field="command line", fix=f"see '{self.prog} --help'")
 
 
-def parse_set_options(items: Sequence[str]) -> dict[str, Any]:
+def parse_set_options(items: Sequence[str], option: str = "--set",
+                      example: str = "pe_rows=16") -> dict[str, Any]:
     """``--set key=value`` options; values are read as YAML scalars (16 -> int, 45nm -> str)."""
     params: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set '{item}' is not key=value", field="--set",
-                              fix="write --set pe_rows=16")
-        value = parse_yaml_text(raw, "--set") if raw.strip() else None
+            raise ConfigError(f"{option} '{item}' is not key=value", field=option,
+                              fix=f"write {option} {example}")
+        value = parse_yaml_text(raw, option) if raw.strip() else None
         params[key.strip()] = value
     return params
 
@@ -51,6 +52,29 @@ def engine_settings(args: argparse.Namespace) -> EngineSettings:
     """The `EngineSettings` of the engine flags of evaluate and map (defaults where not given)."""
     return EngineSettings(timeloop_version=args.timeloop_version or FORK,
                           mac_width_scaling=bool(args.mac_width_scaling))
+
+
+MODEL_HELP = ("network: a registry name (mobilenet_v1, mobilenet_v2, resnet18, resnet50, "
+              "resnet20), package.module:callable or path/to/file.py:callable")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, *, positional: bool) -> None:
+    """The model string (positional, or ``--model``), ``--model-arg KEY=VALUE`` (repeatable) and
+    ``--state-dict FILE``: the same model options in every command that builds a net."""
+    if positional:
+        parser.add_argument("model", help=MODEL_HELP)
+    else:
+        parser.add_argument("--model", default="mobilenet_v1", help=MODEL_HELP)
+    parser.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="keyword argument of the model callable (YAML scalar value); "
+                             "repeatable")
+    parser.add_argument("--state-dict", default=None, metavar="FILE",
+                        help="float state_dict file to load into the net")
+
+
+def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--model-arg`` options as the model's keyword arguments."""
+    return parse_set_options(args.model_arg, "--model-arg", "num_classes=10")
 
 
 def emit_stats_json(stats: Stats, json_out: str | None) -> None:

@@ -1,23 +1,25 @@
 """``python -m wrapper.workload MODEL --resolution R [--bits i8w4o8 ...] -o DIR``: one Timeloop
-problem YAML per Conv2d/Linear layer of a built-in network (depthwise layers get the depthwise
-shape) plus ``layers.csv``."""
+problem YAML per Conv2d/Linear call of a network (a registry name, ``package.module:callable`` or
+``path/to/file.py:callable``; depthwise and grouped layers get their own shapes) plus
+``layers.csv``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from typing import Sequence
 
-from .cli import OneLineParser
+from .cli import OneLineParser, add_model_arguments, model_kwargs
 from .errors import PrecisionError, QuantMapError, report_error
-from .network.layers import extract_layers, write_workload
-from .network.mobilenets import MODELS, build_model
+from .network.layers import UnsupportedLayerWarning, extract_layers, write_workload
+from .network.registry import build_network
 from .qat.models import MAX_BITS, MIN_BITS
 from .spec.precision import Precision
 from .spec.settings import Rule
 
 _OPTION_RULES = {"--resolution": Rule(int, minimum=1, maximum=4096, example=224),
-                 "--width": Rule(float, above=0.0, maximum=16.0, example=1.0),
+                 "--width": Rule(float, above=0.0, maximum=16.0, example=1.0, optional=True),
                  "--classes": Rule(int, minimum=1, maximum=1_000_000, example=1000)}
 
 
@@ -34,10 +36,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m wrapper.workload",
         description="Write the Timeloop problems (one YAML per layer) and a layers table of a "
-                    "built-in network.")
-    parser.add_argument("model", help=f"network: {', '.join(MODELS)}")
+                    "network.")
+    add_model_arguments(parser, positional=True)
     parser.add_argument("--resolution", type=int, default=224, help="input size (default 224)")
-    parser.add_argument("--width", type=float, default=1.0, help="width multiplier (default 1.0)")
+    parser.add_argument("--width", type=float, default=None,
+                        help="MobileNets: width multiplier (default 1.0)")
+    parser.add_argument("--skip-unsupported", action="store_true",
+                        help="leave compute the problems cannot express (Conv1d, attention, ...) "
+                             "out, with a warning, instead of failing")
     parser.add_argument("--classes", type=int, default=1000, help="classes (default 1000)")
     parser.add_argument("--bits", nargs="+", default=None, metavar="LABEL",
                         help="bit widths such as i8w8o8: one for all layers or one per layer "
@@ -52,8 +58,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for option, rule in _OPTION_RULES.items():
             rule.check(getattr(args, option.lstrip("-")), option, "command line")
         precision = None if args.bits is None else [_label(b) for b in args.bits]
-        model = build_model(args.model, width_mult=args.width, num_classes=args.classes)
-        layers = extract_layers(model, args.resolution)
+        model = build_network(args.model, model_kwargs(args), state_dict=args.state_dict,
+                              width_mult=args.width, num_classes=args.classes)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UnsupportedLayerWarning)
+            layers = extract_layers(model, args.resolution,
+                                    skip_unsupported=args.skip_unsupported)
+        for warning in caught:
+            print(f"warning: {warning.message}", file=sys.stderr)
         written = write_workload(layers, args.out, precision)
     except QuantMapError as exc:
         return report_error(exc)

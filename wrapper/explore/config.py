@@ -215,6 +215,17 @@ def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def _section_base(defaults: ExperimentConfig, key: str, value: Any) -> Any:
+    """The defaults a section's values overlay. The default experiment's width multiplier
+    belongs to its default model: a model section naming another net starts from plain
+    ModelSpec defaults unless it sets width_mult itself."""
+    default = getattr(defaults, key)
+    if key == "model" and isinstance(value, Mapping) and "width_mult" not in value \
+            and value.get("name", default.name) != default.name:
+        return ModelSpec()
+    return default
+
+
 def config_from_dict(data: Any, source: str = "<config>",
                      overrides: Mapping[str, Any] | None = None) -> ExperimentConfig:
     """Build and validate an ExperimentConfig from plain data plus dotted overrides."""
@@ -233,7 +244,7 @@ def config_from_dict(data: Any, source: str = "<config>",
         if key == "mapper":
             values[key] = mapper_settings(value, source, base=defaults.mapper)
         elif key in _SECTIONS:
-            default = getattr(defaults, key)
+            default = _section_base(defaults, key, value)
             values[key] = read_settings(type(default), value, key, source, base=default)
         elif key in scalars:
             values[key] = scalars[key].check(value, key, source)
@@ -268,13 +279,8 @@ def save_config(config: ExperimentConfig, path: str | Path) -> Path:
 
 def _check_model(config: ExperimentConfig, source: str) -> None:
     # heavy (torch): the model builders are only loaded when a config is checked
-    from ..network.mobilenets import MODELS
     from ..qat.train import check_model
 
-    if config.model.name not in MODELS:
-        raise ConfigError(f"unknown model '{config.model.name}'", file=source,
-                          field="model.name", fix=unknown_name_fix(config.model.name, MODELS,
-                                                                   "models"))
     try:
         check_model(config.model)
     except ConfigError as exc:

@@ -24,10 +24,10 @@ from tqdm import tqdm
 
 from ..errors import ConfigError, PrecisionError
 from ..network.layers import Layer, extract_layers
-from ..network.mobilenets import build_model
+from ..network.registry import build_network
 from ..spec.arch import Arch, arch_from_dict
 from ..spec.constraints import adapt_constraints_for_shape
-from ..spec.problem import CNN_LAYER_SHAPE, DEPTHWISE_SHAPE
+from ..spec.problem import CNN_LAYER_SHAPE, DEPTHWISE_SHAPE, GROUPED_SHAPE
 from ..spec.templates import write_arch
 from ..spec.yamlio import load_specs
 from .accuracy import Accuracy, cached_data
@@ -46,8 +46,8 @@ CONFIG_NAME = "config.yaml"
 
 
 def build_archs(arch: ArchConfig, folder: Path) -> dict[str, Arch]:
-    """One Arch per problem-shape name: depthwise layers need constraints adapted to their
-    shape (no M). A template is rendered into ``folder`` so the results hold the exact spec."""
+    """One Arch per problem-shape name: depthwise (no M) and grouped layers (G) need
+    constraints adapted to their shape. A template is rendered into ``folder`` so the results hold the exact spec."""
     if arch.files:
         paths = [Path(p) for p in arch.files]
     else:
@@ -55,7 +55,7 @@ def build_archs(arch: ArchConfig, folder: Path) -> dict[str, Arch]:
     data, origin = load_specs(paths)
     source = origin.get("architecture", str(paths[0]))
     return {shape.name: arch_from_dict(adapt_constraints_for_shape(data, shape), source)
-            for shape in (CNN_LAYER_SHAPE, DEPTHWISE_SHAPE)}
+            for shape in (CNN_LAYER_SHAPE, DEPTHWISE_SHAPE, GROUPED_SHAPE)}
 
 
 class Experiment:
@@ -138,8 +138,9 @@ class Experiment:
 
     def _layers(self, num_classes: int) -> list[Layer]:
         model = replace(self.config.model, num_classes=num_classes)
-        net = build_model(model.name, **model.kwargs())
-        return extract_layers(net, self.config.data.resolution)
+        net = build_network(model.name, **model.network_args())
+        return extract_layers(net, self.config.data.resolution,
+                              skip_unsupported=model.skip_unsupported)
 
     # -- scoring -----------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from ..errors import BackendError, ConfigError
 from ..network.layers import extract_layers
-from ..network.mobilenets import build_model
+from ..network.registry import build_network
 from ..spec.costmodel import MapperSettings
 from ..spec.precision import Precision
 from ..spec.yamlio import write_text_atomic
@@ -129,7 +129,7 @@ def make_figures(out: Path, evaluations: int, workers: int,
     """Compute both figures on both arches and write tables and plots into ``out``."""
 
 
-    layers = extract_layers(build_model("mobilenet_v1"), 224)
+    layers = extract_layers(build_network("mobilenet_v1"), 224)
     # The paper searched with a sampling mapper; ``exact`` proves every layer optimal instead
     # (minutes per Simba layer at 224 px).
     settings = MapperSettings(metric="edp", max_evaluations=evaluations, exact=exact)

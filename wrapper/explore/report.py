@@ -269,7 +269,9 @@ def write_summary(result: RunResult) -> None:
     write_text_atomic(json.dumps(summary, indent=1) + "\n", result.out / "run.json")
     lines = [f"# QuantMap explore: {config.name} — savings at no accuracy drop", "",
              *headline_lines(result, rows), "## Run", "",
-             f"- model {config.model.name} x{config.model.width_mult}, data {config.data.kind} "
+             f"- model {config.model.name}"
+             f"{'' if config.model.width_mult is None else f' x{config.model.width_mult}'}, "
+             f"data {config.data.kind} "
              f"({config.data.resolution} px), {len(result.layers)} layers",
              f"- arch {config.arch.template if not config.arch.files else 'files'}, engine "
              f"{config.engine.name}, mapper {config.mapper.metric} "

@@ -1,11 +1,8 @@
 """Float MobileNetV1 and MobileNetV2, defined in the project (no torchvision).
 
-Every Conv2d / Linear is created through a ``LayerFactory``. The float nets use the default
-factory; the QAT code passes a factory that returns quantized layers with per-layer bit widths,
-so float and quantized nets come from the same builder code and cannot drift apart. The factory
-receives ``index``, the 0-based position of the layer among all Conv2d/Linear modules in module
-order (MobileNetV1: 28, MobileNetV2: 53), which is also the order of ``workload.extract_layers``
-and of the search genome.
+Plain float modules like any user's net: the QAT code quantizes them by replacing their
+Conv2d / Linear modules (``wrapper.qat.models``). MobileNetV1 has 28 such layers, MobileNetV2 53,
+each run once, in module order.
 
 MobileNetV2's module names follow the widespread ``features.N.conv.*`` / ``classifier.1`` layout
 of public float checkpoints, so such a state dict can be loaded with ``load_state_dict``.
@@ -13,11 +10,9 @@ of public float checkpoints, so such a state dict can be loaded with ``load_stat
 
 from __future__ import annotations
 
-from typing import Callable
-
 from torch import Tensor, nn
 
-from ..errors import ConfigError, unknown_name_fix
+from ..errors import ConfigError
 
 # (output channels, stride) of MobileNetV1's depthwise-separable blocks (Howard et al. 2017).
 _V1_BLOCKS: tuple[tuple[int, int], ...] = (
@@ -34,56 +29,21 @@ _V2_STEM, _V2_LAST = 32, 1280
 _V2_DROPOUT = 0.2  # before the classifier, as in the reference training recipe
 
 
-class LayerFactory:
-    """Creates the quantizable layers and activations of a net; override to quantize them.
-
-    The default creates plain float modules. Convolutions have no bias because BatchNorm follows
-    each of them.
-    """
-
-    def conv(self, index: int, in_ch: int, out_ch: int, kernel: int, stride: int, padding: int,
-             groups: int) -> nn.Module:
-        """The ``index``-th quantizable layer, a 2-D convolution."""
-        return nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=padding, groups=groups,
-                         bias=False)
-
-    def linear(self, index: int, in_f: int, out_f: int) -> nn.Module:
-        """The ``index``-th quantizable layer, a fully connected classifier."""
-        return nn.Linear(in_f, out_f)
-
-    def act(self, relu6: bool) -> nn.Module:
-        """An activation after a BatchNorm (ReLU6 when ``relu6``, else ReLU)."""
-        return nn.ReLU6(inplace=True) if relu6 else nn.ReLU(inplace=True)
-
-
-FLOAT_FACTORY = LayerFactory()
-
-
 class _Builder:
-    """Small helpers shared by both nets: conv + BatchNorm (+ activation) in factory order."""
+    """Small helpers shared by both nets: conv + BatchNorm (+ activation)."""
 
-    def __init__(self, factory: LayerFactory, relu6: bool) -> None:
-        self.factory = factory
+    def __init__(self, relu6: bool) -> None:
         self.relu6 = relu6
-        self.built = 0  # quantizable layers created so far = index of the next one
-
-    def _next_index(self) -> int:
-        index, self.built = self.built, self.built + 1
-        return index
 
     def conv_bn(self, in_ch: int, out_ch: int, kernel: int, stride: int, groups: int = 1,
                 act: bool = True) -> nn.Sequential:
         """Conv -> BatchNorm (-> activation); padding keeps 'same' spatial size at stride 1."""
-        conv = self.factory.conv(self._next_index(), in_ch, out_ch, kernel, stride,
-                                 (kernel - 1) // 2, groups)
+        conv = nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=(kernel - 1) // 2,
+                         groups=groups, bias=False)  # BatchNorm follows: no bias
         parts: list[nn.Module] = [conv, nn.BatchNorm2d(out_ch)]
         if act:
-            parts.append(self.factory.act(self.relu6))
+            parts.append(nn.ReLU6(inplace=True) if self.relu6 else nn.ReLU(inplace=True))
         return nn.Sequential(*parts)
-
-    def classifier(self, in_f: int, num_classes: int) -> nn.Module:
-        """The final fully connected layer (always the last quantizable index)."""
-        return self.factory.linear(self._next_index(), in_f, num_classes)
 
 
 def _scaled(channels: int, width_mult: float, divisor: int) -> int:
@@ -99,7 +59,7 @@ def _scaled(channels: int, width_mult: float, divisor: int) -> int:
     return rounded
 
 
-def _check_common(width_mult: float, num_classes: int) -> None:
+def check_common(width_mult: float, num_classes: int) -> None:
     if not width_mult > 0:
         raise ConfigError(f"width multiplier {width_mult} must be > 0", file="<model>",
                           field="width_mult", fix="use e.g. 1.0, 0.75, 0.5 or 0.25")
@@ -148,11 +108,10 @@ class InvertedResidual(nn.Module):
         return x + out if self.use_residual else out
 
 
-def mobilenet_v1(width_mult: float = 1.0, num_classes: int = 1000,
-                 factory: LayerFactory = FLOAT_FACTORY) -> MobileNet:
+def mobilenet_v1(width_mult: float = 1.0, num_classes: int = 1000) -> MobileNet:
     """MobileNetV1: 3x3 stem, 13 depthwise-separable blocks, FC (27 convs + 1 linear = 28)."""
-    _check_common(width_mult, num_classes)
-    build = _Builder(factory, relu6=False)
+    check_common(width_mult, num_classes)
+    build = _Builder(relu6=False)
     in_ch = _scaled(_V1_STEM, width_mult, 8)
     layers: list[nn.Module] = [build.conv_bn(3, in_ch, 3, 2)]
     for channels, stride in _V1_BLOCKS:
@@ -160,18 +119,17 @@ def mobilenet_v1(width_mult: float = 1.0, num_classes: int = 1000,
         layers.append(nn.Sequential(build.conv_bn(in_ch, in_ch, 3, stride, groups=in_ch),
                                     build.conv_bn(in_ch, out_ch, 1, 1)))
         in_ch = out_ch
-    return MobileNet(nn.Sequential(*layers), build.classifier(in_ch, num_classes))
+    return MobileNet(nn.Sequential(*layers), nn.Linear(in_ch, num_classes))
 
 
-def mobilenet_v2(width_mult: float = 1.0, num_classes: int = 1000, relu6: bool = False,
-                 factory: LayerFactory = FLOAT_FACTORY) -> MobileNet:
+def mobilenet_v2(width_mult: float = 1.0, num_classes: int = 1000, relu6: bool = False) -> MobileNet:
     """MobileNetV2: stem, 17 inverted residual blocks, 1x1 to 1280, FC (52 convs + 1 = 53).
 
     ReLU by default because the paper replaced ReLU6 by ReLU for quantization; ``relu6=True``
     gives the original activation.
     """
-    _check_common(width_mult, num_classes)
-    build = _Builder(factory, relu6=relu6)
+    check_common(width_mult, num_classes)
+    build = _Builder(relu6=relu6)
     in_ch = _scaled(_V2_STEM, width_mult, 8)
     layers: list[nn.Module] = [build.conv_bn(3, in_ch, 3, 2)]
     for expand, channels, repeats, first_stride in _V2_BLOCKS:
@@ -182,21 +140,5 @@ def mobilenet_v2(width_mult: float = 1.0, num_classes: int = 1000, relu6: bool =
             in_ch = out_ch
     last = _scaled(_V2_LAST, max(1.0, width_mult), 8)
     layers.append(build.conv_bn(in_ch, last, 1, 1))
-    classifier = nn.Sequential(nn.Dropout(_V2_DROPOUT), build.classifier(last, num_classes))
+    classifier = nn.Sequential(nn.Dropout(_V2_DROPOUT), nn.Linear(last, num_classes))
     return MobileNet(nn.Sequential(*layers), classifier)
-
-
-MODELS: dict[str, Callable[..., MobileNet]] = {
-    "mobilenet_v1": mobilenet_v1,
-    "mobilenet_v2": mobilenet_v2,
-}
-
-
-def build_model(name: str, **kwargs: object) -> MobileNet:
-    """Build a net by name (``mobilenet_v1`` or ``mobilenet_v2``) with the builder's keywords."""
-    try:
-        builder = MODELS[name]
-    except KeyError:
-        raise ConfigError(f"unknown model '{name}'", file="<model>", field="model",
-                          fix=unknown_name_fix(name, MODELS, "models")) from None
-    return builder(**kwargs)

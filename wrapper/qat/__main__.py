@@ -15,9 +15,8 @@ import sys
 from dataclasses import asdict
 from typing import Any, Sequence
 
-from ..cli import OneLineParser
+from ..cli import OneLineParser, add_model_arguments, model_kwargs
 from ..errors import QuantMapError, report_error
-from ..network.mobilenets import MODELS
 from ..spec.precision import Precision
 from ..spec.settings import check_settings
 from ..spec.yamlio import write_text_atomic
@@ -70,12 +69,13 @@ def _add_run_options(parser: argparse.ArgumentParser, training: bool,
 
 def _parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m wrapper.qat",
-                           description="Brevitas QAT of MobileNets with per-layer bits.")
+                           description="Brevitas QAT of a network with per-layer bits.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a float model from scratch")
-    train.add_argument("--model", default="mobilenet_v1", choices=sorted(MODELS))
-    train.add_argument("--width-mult", type=float, default=1.0)
+    add_model_arguments(train, positional=False)
+    train.add_argument("--width-mult", type=float, default=None,
+                       help="MobileNets: width multiplier (default 1.0)")
     train.add_argument("--relu6", action="store_true", help="MobileNetV2 with ReLU6 (default ReLU)")
     train.add_argument("--out", required=True, help="checkpoint file to write")
 
@@ -133,11 +133,14 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     data = load_data(spec)
     if args.command == "train":
         model = ModelSpec(args.model, args.width_mult, data.num_classes,
-                          relu6=True if args.relu6 else None)
+                          relu6=True if args.relu6 else None, kwargs=model_kwargs(args),
+                          state_dict=args.state_dict)
         result = train_float(model, data, settings, out=args.out)
     else:
         start = load_checkpoint(args.float_checkpoint)
-        bits = bits_from_precisions(labels, layer_count(start.model.name, **start.model.kwargs()))
+        bits = bits_from_precisions(labels, layer_count(start.model.name,
+                                                        resolution=spec.resolution,
+                                                        **start.model.network_args()))
         result = finetune(start, bits, data, settings, out=args.out)
         report["bits"] = [list(pair) for pair in bits]
     report.update(model=asdict(result.checkpoint.model), checkpoint=args.out, top1=result.top1,

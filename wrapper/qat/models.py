@@ -1,8 +1,10 @@
-"""Quantized MobileNets with one (A_i, W_i) per quantizable layer, built with Brevitas.
+"""Quantized nets with one (A_i, W_i) per quantizable layer, built with Brevitas, for any model.
 
-The nets come from ``wrapper.network.mobilenets`` through a ``LayerFactory``; this module supplies the factory
-that returns Brevitas layers. Layer ``i`` of the factory is layer ``i`` of ``wrapper.network.layers``
-and of the search genome, and it carries BOTH of its bit widths itself:
+The float net comes from ``wrapper.network.registry``; ``wrapper.network.layers.trace_model``
+lists its Conv2d/Linear calls in execution order, the one layer order of the workload, the search
+genome and the QAT. Each such module is replaced by its Brevitas counterpart (Brevitas' own
+module-to-module rewriter, which keeps every constructor setting and the float weights), and
+layer ``i`` carries BOTH of its bit widths itself:
 
 * ``W_i``: a signed symmetric weight quantizer on the layer (narrow range, so 2..16 bits give at
   most 2^W - 1 levels; 1 bit is binary {-s, +s}); per-tensor or per-channel scales, learned or
@@ -10,72 +12,40 @@ and of the search genome, and it carries BOTH of its bit widths itself:
 * ``A_i``: a quantizer on the layer's INPUT (Brevitas ``input_quant``), so the activation bits
   the hardware model charges for layer i's Inputs are the ones the network uses there, with no
   off-by-one shift to the previous layer's output. Unsigned when the input comes from a ReLU;
-  signed where the input can be negative: the first layer (mean-subtracted image), and in
-  MobileNetV2 the layers fed by a linear bottleneck or a residual sum. Signedness is found by
-  probing the float net (``input_signedness``), not hard-coded per architecture.
+  signed where the input can be negative (the image, a linear bottleneck, a residual sum). The
+  trace finds signedness by running the float net on signed random data, never by architecture.
 
-BatchNorm stays a separate float module after each conv and is never folded into the weights:
-folding would change the integer weights after the bit widths were applied (and the authors'
-fusion dropped the per-layer configs). On hardware BN becomes the per-channel requantization
-multiplier on the accumulator, which leaves the W_i-bit weights untouched. The classifier bias
-stays float (it is added at accumulator precision).
+Everything else (BatchNorm, pooling, residual adds, concatenations, gates, other activations)
+stays float. BatchNorm is never folded into the weights: folding would change the integer
+weights after the bit widths were applied. On hardware BN becomes the per-channel
+requantization multiplier on the accumulator, which leaves the W_i-bit weights untouched. Biases
+stay float (they are added at accumulator precision). A module called several times is one set
+of weights, so its calls must share one (A, W).
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Iterable, Sequence
 
 import torch
+from brevitas.graph.base import ModuleToModuleByInstance, replace_module
 from brevitas.nn import QuantConv2d, QuantLinear
 from brevitas.nn.quant_layer import QuantWeightBiasInputOutputLayer
 from torch import Tensor, nn
 
 from ..errors import ConfigError, PrecisionError
-from ..network.mobilenets import LayerFactory, build_model
+from ..network.layers import TracedLayer, UnsupportedLayerWarning, trace_model
+from ..network.registry import build_network
 from ..spec.precision import Precision
 from .quantizers import check_quantizer, input_quantizer, weight_quantizer
 from .settings import DEFAULT_QUANTIZER
 
 MIN_BITS, MAX_BITS = 1, 16
 BitConfig = tuple[tuple[int, int], ...]  # (A_i, W_i) per quantizable layer
-_PROBE_RESOLUTION = 32
-
-
-class BrevitasFactory(LayerFactory):
-    """Creates layer ``i`` as a Brevitas layer with weight bits W_i and input bits A_i."""
-
-    def __init__(self, bits: BitConfig, signed_inputs: Sequence[bool],
-                 per_channel: bool = False, quantizer: str = DEFAULT_QUANTIZER) -> None:
-        if len(signed_inputs) != len(bits):
-            raise ValueError("one signedness flag per layer is required")
-        self.bits = bits
-        self.signed_inputs = tuple(signed_inputs)
-        self.per_channel = per_channel
-        self.quantizer = check_quantizer(quantizer)
-
-    def _quant_kwargs(self, index: int) -> dict[str, object]:
-        act_bits, weight_bits = self.bits[index]
-        return {
-            "weight_quant": weight_quantizer(self.quantizer, weight_bits, self.per_channel),
-            "weight_bit_width": weight_bits,
-            "input_quant": input_quantizer(self.quantizer, self.signed_inputs[index]),
-            "input_bit_width": act_bits,
-            "return_quant_tensor": False,
-        }
-
-    def conv(self, index: int, in_ch: int, out_ch: int, kernel: int, stride: int, padding: int,
-             groups: int) -> nn.Module:
-        return QuantConv2d(in_ch, out_ch, kernel, stride=stride, padding=padding, groups=groups,
-                           bias=False, **self._quant_kwargs(index))
-
-    def linear(self, index: int, in_f: int, out_f: int) -> nn.Module:
-        return QuantLinear(in_f, out_f, bias=True, **self._quant_kwargs(index))
-
-
-
-def count_layers(model: nn.Module) -> int:
-    """Number of quantizable layers (Conv2d and Linear, float or quantized) in a net."""
-    return sum(1 for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+PROBE_RESOLUTION = 32  # input size of the trace when the caller gives none
+# The quantized layers' module names in layer order, kept on the quantized net
+_ORDER_ATTRIBUTE = "quantmap_layer_order"
 
 
 def validate_bits(bits: Iterable[Sequence[int]], n_layers: int, *,
@@ -127,59 +97,83 @@ def bits_from_precisions(precisions: Sequence[Precision], n_layers: int, *,
     return validate_bits([(p.inputs, p.weights) for p in precisions], n_layers, source=source)
 
 
-def layer_count(name: str, **model_kwargs: object) -> int:
+def traced_layers(model: nn.Module, resolution: int = PROBE_RESOLUTION) -> list[TracedLayer]:
+    """The net's layers in workload order. Compute the workload cannot express stays float in
+    the QAT; whether the workload may leave it out is the workload's decision and warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnsupportedLayerWarning)
+        return trace_model(model, resolution, skip_unsupported=True)
+
+
+def layer_count(name: str, *, resolution: int = PROBE_RESOLUTION, **model_options: object) -> int:
     """Quantizable layers of net ``name`` (the length a bit config must have)."""
-    return count_layers(build_model(name, **model_kwargs))
+    return len(traced_layers(build_network(name, **model_options), resolution))  # type: ignore[arg-type]
 
 
-def input_signedness(model: nn.Module) -> tuple[bool, ...]:
-    """Whether each quantizable layer's input can be negative, found by running the float net.
+def input_signedness(model: nn.Module, resolution: int = PROBE_RESOLUTION) -> tuple[bool, ...]:
+    """Whether each layer's input can be negative, per layer in workload order.
 
     A ReLU/ReLU6 output is never negative; a BatchNorm output, a residual sum or a normalized
-    image on random data is negative somewhere with certainty. So one forward pass on random
-    signed input tells, per layer, whether an unsigned quantizer would clip real values.
+    image on random data is negative somewhere with certainty, so the trace's signed random input
+    tells, per layer, whether an unsigned quantizer would clip real values.
     """
-    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    negative: dict[int, bool] = {}
+    return tuple(traced.signed_input for traced in traced_layers(model, resolution))
 
-    def record(module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
-        negative[id(module)] = bool((inputs[0] < 0).any())
 
-    handles = [layer.register_forward_pre_hook(record) for layer in layers]
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(torch.randn(2, 3, _PROBE_RESOLUTION, _PROBE_RESOLUTION,
-                              generator=torch.Generator().manual_seed(0)))
-    finally:
-        model.train(was_training)
-        for handle in handles:
-            handle.remove()
-    return tuple(negative[id(layer)] for layer in layers)
+def _module_bits(traced: Sequence[TracedLayer], config: BitConfig,
+                 source: str) -> dict[str, tuple[tuple[int, int], bool]]:
+    """(A, W) and input signedness per module; the calls of a reused module must agree."""
+    per_module: dict[str, tuple[tuple[int, int], bool]] = {}
+    for index, (layer, bits) in enumerate(zip(traced, config)):
+        known = per_module.get(layer.module_name)
+        if known is not None and known[0] != bits:
+            raise ConfigError(f"layer {index} ('{layer.layer.name}') reuses module "
+                              f"'{layer.module_name}' at {bits}, but its first call has "
+                              f"{known[0]}", file=source, field=f"bits[{index}]",
+                              fix="give every call of one module the same (A, W)")
+        signed = layer.signed_input or (known is not None and known[1])
+        per_module[layer.module_name] = (bits, signed)
+    return per_module
 
 
 def quantized_model(name: str, bits: Iterable[Sequence[int]], *, per_channel: bool = False,
                     quantizer: str = DEFAULT_QUANTIZER, source: str = "<bits>",
-                    **model_kwargs: object) -> nn.Module:
-    """Build net ``name`` with Brevitas layers at the given per-layer (A_i, W_i) bit widths.
+                    resolution: int = PROBE_RESOLUTION, **model_options: object) -> nn.Module:
+    """Build net ``name`` (``build_network`` with ``model_options``) with Brevitas layers at the
+    given per-layer (A_i, W_i) bit widths, in workload order.
 
-    ``quantizer`` names the quantizer family (``wrapper.qat.quantizers``).
+    ``quantizer`` names the quantizer family (``wrapper.qat.quantizers``); ``resolution`` is the
+    input size of the trace that orders the layers.
     """
-    float_model = build_model(name, **model_kwargs)
-    config = validate_bits(bits, count_layers(float_model), source=source)
-    factory = BrevitasFactory(config, input_signedness(float_model), per_channel, quantizer)
-    model = build_model(name, factory=factory, **model_kwargs)
-    if len(quant_layers(model)) != len(config):
-        raise ConfigError(f"net '{name}' created {len(quant_layers(model))} quantized layers for "
-                          f"{len(config)} bit pairs", field="model",
-                          fix="every Conv2d/Linear of the net must come from the layer factory")
+    check_quantizer(quantizer)
+    model = build_network(name, **model_options)  # type: ignore[arg-type]
+    traced = traced_layers(model, resolution)
+    config = validate_bits(bits, len(traced), source=source)
+    for module_name, ((act_bits, weight_bits), signed) in _module_bits(traced, config,
+                                                                       source).items():
+        module = model.get_submodule(module_name)
+        quant_class = QuantConv2d if isinstance(module, nn.Conv2d) else QuantLinear
+        rewriter = ModuleToModuleByInstance(
+            module, quant_class,
+            weight_quant=weight_quantizer(quantizer, weight_bits, per_channel),
+            weight_bit_width=weight_bits, input_quant=input_quantizer(quantizer, signed),
+            input_bit_width=act_bits, return_quant_tensor=False)
+        # Brevitas' own loading builds on the meta device and then wants the quantizers' state
+        # in the float module's state_dict; so build on the CPU and copy only the float weights
+        quant = rewriter.init_new_module(module, module_name, load_state_dict=False)
+        quant.load_state_dict(module.state_dict(), strict=False)
+        replace_module(model, module, quant)
+    setattr(model, _ORDER_ATTRIBUTE, tuple(t.module_name for t in traced))
     return model
 
 
 def quant_layers(model: nn.Module) -> list[QuantWeightBiasInputOutputLayer]:
-    """The Brevitas layers of a net in module order (= wrapper.workload / genome order)."""
-    return [m for m in model.modules() if isinstance(m, QuantWeightBiasInputOutputLayer)]
+    """The Brevitas layers of a quantized net in workload order (= genome order)."""
+    order = getattr(model, _ORDER_ATTRIBUTE, None)
+    if order is None:
+        raise ConfigError("the net was not built by quantized_model", field="model",
+                          fix="build quantized nets with wrapper.qat.models.quantized_model")
+    return [model.get_submodule(name) for name in order]
 
 
 def load_float_weights(model: nn.Module, state_dict: dict[str, Tensor], *,

@@ -5,6 +5,7 @@ main job's experiment file reads its ``model``, ``data`` and ``qat`` sections in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 from ..spec.settings import setting
 
@@ -22,19 +23,31 @@ FLOAT_LR = 0.1
 class ModelSpec:
     """Which net to build; stored in every checkpoint so a checkpoint rebuilds its own net.
 
-    ``num_classes`` None means "as many as the data set has" (the main job fills it in);
-    ``relu6`` None means the builder's default (ReLU); only MobileNetV2 has the option.
+    ``name`` is a registry name, ``package.module:callable`` or ``path/to/file.py:callable``
+    (``wrapper.network.registry``), called with ``kwargs``; ``state_dict`` optionally names a
+    float state_dict file loaded into the built net. ``num_classes`` None means "as many as the
+    data set has" (the main job fills it in; a net without that keyword keeps its own);
+    ``width_mult`` and ``relu6`` None mean the builder's default, and only the MobileNets take
+    them. ``skip_unsupported`` leaves compute the hardware model cannot express out of the
+    workload with a warning instead of an error.
     """
 
-    name: str = setting("mobilenet_v1", help="network: mobilenet_v1 or mobilenet_v2")
-    width_mult: float = setting(1.0, above=0.0, help="width multiplier")
+    name: str = setting("mobilenet_v1", help="registry name, package.module:callable or "
+                                             "path/to/file.py:callable")
+    width_mult: float | None = setting(None, above=0.0, help="MobileNets: width multiplier")
     num_classes: int | None = setting(None, minimum=2, help="classes (default: from the data)")
     relu6: bool | None = setting(None, help="MobileNetV2 only: ReLU6 instead of ReLU")
+    kwargs: Mapping[str, Any] = setting(default_factory=dict,
+                                        help="keyword arguments of the model callable")
+    state_dict: str | None = setting(None, help="float state_dict file to load")
+    skip_unsupported: bool = setting(False, help="leave unsupported compute (Conv1d, attention, "
+                                                 "...) out of the workload with a warning")
 
-    def kwargs(self) -> dict[str, object]:
-        """Keyword arguments of ``wrapper.network.mobilenets.build_model``."""
-        extra = {} if self.relu6 is None else {"relu6": self.relu6}
-        return {"width_mult": self.width_mult, "num_classes": self.num_classes, **extra}
+    def network_args(self) -> dict[str, Any]:
+        """Keyword arguments of ``wrapper.network.registry.build_network`` (after the name)."""
+        return {"kwargs": dict(self.kwargs), "state_dict": self.state_dict,
+                "width_mult": self.width_mult, "num_classes": self.num_classes,
+                "relu6": self.relu6}
 
 
 @dataclass(frozen=True)

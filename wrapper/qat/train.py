@@ -10,7 +10,6 @@ same.
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import math
 import os
@@ -27,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..errors import ConfigError, DataError
-from ..network.mobilenets import MODELS, build_model
+from ..network.registry import build_network
 from .calibration import calibrate_activations, recalibrate_batchnorm
 from .data import DataBundle, load_data
 from .models import BitConfig, load_float_weights, quant_layers, quantized_model, validate_bits
@@ -64,12 +63,9 @@ class TrainResult:
 
 
 def check_model(model: ModelSpec) -> None:
-    """A model spec the builder can honour (the ReLU6 option exists only for MobileNetV2)."""
-    builder = MODELS.get(model.name)
-    if builder is not None and model.relu6 is not None \
-            and "relu6" not in inspect.signature(builder).parameters:
-        raise ConfigError(f"model '{model.name}' has no ReLU6 option", field="model.relu6",
-                          fix="drop the relu6 setting (only mobilenet_v2 has it)")
+    """A model spec the registry can build: the callable imports, takes the keywords and returns
+    an nn.Module, and the state_dict (if any) fits it; each failure is one ConfigError."""
+    build_network(model.name, **model.network_args())
 
 
 def _check_settings(settings: TrainSettings) -> None:
@@ -189,7 +185,7 @@ def train_float(model: ModelSpec, data: DataBundle | DataSpec, settings: TrainSe
         raise ConfigError(f"model has {model.num_classes} classes, data has {bundle.num_classes}",
                           field="model.num_classes", fix=f"use {bundle.num_classes}")
     generator = _seed_everything(settings)
-    net = build_model(model.name, **model.kwargs())
+    net = build_network(model.name, **model.network_args())
     seconds, accuracy = _fit(net, bundle, settings, generator, desc=f"train {model.name}")
     checkpoint = Checkpoint(model=model, state_dict=_cpu_state(net), top1=accuracy[-1])
     if out is not None:
@@ -203,7 +199,8 @@ def _quantized_start(start: Checkpoint, bits: Iterable[Sequence[int]], bundle: D
     QAT starts, and what post-training quantization scores."""
     pairs = list(bits)
     net = quantized_model(start.model.name, pairs, per_channel=settings.per_channel,
-                          quantizer=settings.quantizer, **start.model.kwargs())
+                          quantizer=settings.quantizer, resolution=bundle.resolution,
+                          **start.model.network_args())
     config = validate_bits(pairs, len(quant_layers(net)))
     load_float_weights(net, start.state_dict, source=source)
     calibrate_activations(net, _first_batches(bundle, settings,
@@ -283,17 +280,18 @@ def evaluate_checkpoint(checkpoint: Checkpoint | str | Path, data: DataBundle | 
     _check_settings(settings)
     saved = _resolve_checkpoint(checkpoint)
     source = _checkpoint_source(checkpoint)
+    bundle = _resolve_data(data)
     if saved.bits is None:
-        net = build_model(saved.model.name, **saved.model.kwargs())
+        net = build_network(saved.model.name, **saved.model.network_args())
     else:
         net = quantized_model(saved.model.name, saved.bits, per_channel=saved.per_channel,
-                              quantizer=saved.quantizer, source=source, **saved.model.kwargs())
+                              quantizer=saved.quantizer, source=source,
+                              resolution=bundle.resolution, **saved.model.network_args())
     try:
         net.load_state_dict(saved.state_dict)
     except RuntimeError:
         raise ConfigError("checkpoint weights do not fit its own model description",
                           file=source, field="state_dict", fix="re-create the checkpoint") from None
-    bundle = _resolve_data(data)
     dataset = {"val": bundle.val, "test": bundle.test}[split]
     if dataset is None:
         raise DataError("this data has no test split", field="data",
