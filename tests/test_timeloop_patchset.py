@@ -237,7 +237,8 @@ def test_quantmap_reads_every_spelling_of_the_fork(spelling: dict[str, Any]) -> 
     from wrapper.spec.precision import Precision
     from wrapper.spec.problem import CNN_LAYER_SHAPE, problem_from_dict, shape_to_dict
 
-    problem = {"shape": shape_to_dict(CNN_LAYER_SHAPE), "instance": {"C": 4, **spelling}}
+    bounds = dict.fromkeys(CNN_LAYER_SHAPE.dimensions, 1)
+    problem = {"shape": shape_to_dict(CNN_LAYER_SHAPE), "instance": {**bounds, **spelling}}
     assert problem_from_dict(problem).precision == Precision(8, 8, 8)
 
 
@@ -248,7 +249,8 @@ def test_quantmap_refuses_two_width_settings(instance: dict[str, Any], message: 
 
     with pytest.raises(SpecError, match=message):
         problem_from_dict({"shape": shape_to_dict(CNN_LAYER_SHAPE),
-                           "instance": {"C": 4, **instance}}, "prob.yaml")
+                           "instance": {**dict.fromkeys(CNN_LAYER_SHAPE.dimensions, 1),
+                                        **instance}}, "prob.yaml")
 
 
 def _model_run(tmp_path: Path, instance_widths: dict[str, Any]) -> subprocess.CompletedProcess:

@@ -52,4 +52,4 @@ def load_inputs(paths: Sequence[str | Path],
                  "removed (and C took M's place in spatial fan-out), as for depthwise layers",)
         data = adapted
     arch = arch_from_dict(data, origin.get("architecture"), origins=origin)
-    return SpecInputs(data, origin, arch, problem, notes)
+    return SpecInputs(data, origin, arch, problem, (*arch.notes, *notes))

@@ -314,6 +314,11 @@ def problem_from_dict(data: Any, source: str | None = None) -> Problem:
         rule = _BOUND if key in bounds else _COEFFICIENT
         (bounds if key in bounds else coefficients)[str(key)] = rule.check(value, field_name,
                                                                           source, SpecError)
+    missing = [d for d in shape.dimensions if d not in instance]
+    if missing:  # timeloop-model stops on an assertion for a dimension without a bound
+        raise SpecError(f"no bound for dimension{'s' if len(missing) > 1 else ''} "
+                        f"{', '.join(missing)}", file=source, field="problem.instance",
+                        fix=f"give every dimension a bound, e.g. {missing[0]}: 1")
     problem = Problem(shape, bounds, coefficients, precision, source)
     if problem.macs > MAX_MACS:
         raise SpecError(f"the problem has {problem.macs} MACs, more than {MAX_MACS}", file=source,
