@@ -203,3 +203,81 @@ def test_probe_calls_the_patched_build_native(tmp_path: Path) -> None:
                     "Accelergy: put accelergy on PATH")
     assert PATCHED is not None
     assert probe_mode(PATCHED / "bin" / "timeloop-model", WorkDirs(tmp_path)) == NATIVE
+
+
+# ---- the fork's other spellings of the bit widths ----------------------------------------------
+
+def _spelled_inputs(tmp_path: Path, instance_widths: dict[str, Any]) -> list[str]:
+    """timeloop-model inputs of a golden Eyeriss i8w8o8 record, its widths given as
+    ``instance_widths`` (keys of the problem instance)."""
+    record = next(r for r in ALL_GOLDEN_RECORDS if r["case_id"] == "eyeriss__mbv1_L3__i8w8o8")
+    problem = yaml.safe_load(record["problem_yaml"])
+    instance = problem["problem"]["instance"]
+    instance.pop("bitwidths", None)
+    instance.update(instance_widths)
+    files = {"arch.yaml": record["arch_yaml"], "map.yaml": record["mapping_yaml"],
+             "prob.yaml": yaml.safe_dump(problem)}
+    for ref in (record["ert_ref"], record["art_ref"]):
+        files[Path(ref).name] = (SHARED_DIR / "golden" / ref).read_text()
+    files.update({f"comp_{k}": v for k, v in record["components_yaml"].items()})
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    return sorted(files)
+
+
+WIDTHS = {"Inputs": 8, "Weights": 8, "Outputs": 8}
+SPELLINGS = [{"bitwidths": WIDTHS}, {"datawidths": WIDTHS}, {"wordwidths": WIDTHS},
+             {"commonBitwidth": 8}, {"commonDatawidth": 8}, {"commonWordwidth": 8}]
+TWO_SETTINGS = [({"commonBitwidth": 8, "bitwidths": WIDTHS}, "both commonBitwidth and bitwidths"),
+                ({"bitwidths": WIDTHS, "datawidths": WIDTHS}, "both bitwidths and datawidths")]
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS, ids=lambda s: next(iter(s)))
+def test_quantmap_reads_every_spelling_of_the_fork(spelling: dict[str, Any]) -> None:
+    from wrapper.spec.precision import Precision
+    from wrapper.spec.problem import CNN_LAYER_SHAPE, problem_from_dict, shape_to_dict
+
+    bounds = dict.fromkeys(CNN_LAYER_SHAPE.dimensions, 1)
+    problem = {"shape": shape_to_dict(CNN_LAYER_SHAPE), "instance": {**bounds, **spelling}}
+    assert problem_from_dict(problem).precision == Precision(8, 8, 8)
+
+
+@pytest.mark.parametrize("instance, message", TWO_SETTINGS)
+def test_quantmap_refuses_two_width_settings(instance: dict[str, Any], message: str) -> None:
+    from wrapper.errors import SpecError
+    from wrapper.spec.problem import CNN_LAYER_SHAPE, problem_from_dict, shape_to_dict
+
+    with pytest.raises(SpecError, match=message):
+        problem_from_dict({"shape": shape_to_dict(CNN_LAYER_SHAPE),
+                           "instance": {**dict.fromkeys(CNN_LAYER_SHAPE.dimensions, 1),
+                                        **instance}}, "prob.yaml")
+
+
+def _model_run(tmp_path: Path, instance_widths: dict[str, Any]) -> subprocess.CompletedProcess:
+    assert PATCHED is not None
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    files = _spelled_inputs(tmp_path, instance_widths)
+    return subprocess.run([str(PATCHED / "bin" / "timeloop-model"), *files], cwd=tmp_path,
+                          capture_output=True, text=True, check=False, timeout=120)
+
+
+@needs_build
+def test_patched_build_reads_every_spelling_of_the_fork(tmp_path: Path) -> None:
+    """Each spelling gives the same packed stats as ``bitwidths:`` (which equal the fork's)."""
+    reference = None
+    for i, spelling in enumerate(SPELLINGS):
+        done = _model_run(tmp_path / str(i), spelling)
+        assert done.returncode == 0, done.stdout + done.stderr
+        stats = (tmp_path / str(i) / "timeloop-model.stats.txt").read_text()
+        summary = stats[stats.index("Summary Stats"):]
+        reference = reference or summary
+        assert summary == reference, next(iter(spelling))
+
+
+@needs_build
+@pytest.mark.parametrize("instance, message", TWO_SETTINGS)
+def test_patched_build_refuses_two_width_settings(tmp_path: Path, instance: dict[str, Any],
+                                                  message: str) -> None:
+    done = _model_run(tmp_path, instance)
+    assert done.returncode != 0 and message in done.stdout + done.stderr
+    assert "Fix:" in done.stdout + done.stderr

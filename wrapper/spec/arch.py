@@ -20,6 +20,7 @@ from .yamlio import load_specs
 
 _INSTANCE_RANGE = re.compile(r"^(?P<base>[^\[]+)\[(?P<lo>\d+)\.\.(?P<hi>\d+)\]$")
 _COMPUTE_CLASSES = ("mac", "compute", "alu")
+DEFAULT_WORD_BITS = 16  # Timeloop's word (storage and arithmetic) when a component names none
 MAX_INSTANCES = 1 << 20
 MAX_BOUND = 1 << 31
 CONSTRAINT_TYPES = ("temporal", "spatial", "bypass", "datatype", "utilization", "parallelism")
@@ -100,6 +101,8 @@ class Arch:
     components: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
     spec: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
     source: str | None = field(default=None, compare=False)
+    # Defaults Timeloop applies silently that change numbers, one line each (file and field).
+    notes: tuple[str, ...] = field(default=(), compare=False, hash=False)
 
     @property
     def level_names(self) -> tuple[str, ...]:
@@ -185,6 +188,7 @@ class _ArchReader:
         self.source = source
         self.storage: list[StorageLevel] = []
         self.arithmetic: list[ArithmeticLevel] = []
+        self.notes: list[str] = []
 
     def error(self, message: str, field_name: str, fix: str) -> SpecError:
         return SpecError(message, file=self.source, field=field_name, fix=fix)
@@ -256,14 +260,16 @@ class _ArchReader:
             raise self.error(f"meshX = {mesh_x} does not divide the {instances} instances",
                              f"{where}.attributes.meshX", "use a divisor of the instance count")
         mesh_y = instances // mesh_x
-        word_bits = self.number(attrs, where, "word-bits", "word-bits", "word_bits", "datawidth")
+        word_bits = self.number(attrs, where, "word-bits", "word-bits", "word_bits", "word_width",
+                                "datawidth")
+        if word_bits is None:  # Timeloop's default word, applied without a word
+            word_bits = DEFAULT_WORD_BITS
+            self.notes.append(f"{self.source or 'architecture'}: {where}.attributes.word-bits: "
+                              f"not given, {DEFAULT_WORD_BITS} bits assumed (Timeloop's default)")
         if any(key in kind for key in _COMPUTE_CLASSES):
             self.arithmetic.append(ArithmeticLevel(base, cls, path, instances, mesh_x, mesh_y,
-                                                   word_bits or 16, attrs))
+                                                   word_bits, attrs))
             return
-        if word_bits is None:
-            raise self.error("storage level has no word bits", f"{where}.attributes.word-bits",
-                             "add 'word-bits: 16' (bits per operand word)")
         width = self.number(attrs, where, "width", "width", "memory_width")
         depth = self.number(attrs, where, "depth", "depth", "memory_depth")
         block = self.number(attrs, where, "block-size", "block-size", "block_size")
@@ -484,7 +490,8 @@ def arch_from_dict(data: Mapping[str, Any], source: str | None = None,
     components = _components(data, origins.get("compound_components", source))
     arch_name = name or _default_name(spec["subtree"])
     arch = Arch(arch_name, tuple(reader.storage), reader.arithmetic[0],
-                parse_constraints(data, source, origins), components, dict(data), source)
+                parse_constraints(data, source, origins), components, dict(data), source,
+                tuple(reader.notes))
     for constraint in arch.constraints:
         if constraint.target not in arch.level_names:
             raise SpecError(f"constraint targets unknown level '{constraint.target}'",

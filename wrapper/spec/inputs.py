@@ -54,4 +54,4 @@ def load_inputs(paths: Sequence[str | Path],
                  "constraints",)
         data = adapted
     arch = arch_from_dict(data, origin.get("architecture"), origins=origin)
-    return SpecInputs(data, origin, arch, problem, notes)
+    return SpecInputs(data, origin, arch, problem, (*arch.notes, *notes))

@@ -249,6 +249,42 @@ def shape_from_dict(data: Any, source: str | None = None) -> ProblemShape:
     return ProblemShape(name, dims, tuple(coeffs.items()), tuple(dataspaces))
 
 
+# The fork's spellings of the operand bit widths: one width for every dataspace, or a map per
+# dataspace. Its patched stock build reads the same (patches/, patch 0001).
+COMMON_WIDTH_KEYS = ("commonBitwidth", "commonDatawidth", "commonWordwidth")
+WIDTH_MAP_KEYS = ("bitwidths", "datawidths", "wordwidths")
+
+
+def _one_spelling(instance: Mapping, keys: tuple[str, ...], source: str | None) -> str | None:
+    """The one key of ``keys`` the instance gives (None for none); two spellings of one setting
+    are refused, as the fork would silently pick one."""
+    given = [k for k in keys if k in instance]
+    if len(given) > 1:
+        raise SpecError(f"both {given[0]} and {given[1]} are given", file=source,
+                        field=f"problem.instance.{given[1]}", fix="keep one of them")
+    return given[0] if given else None
+
+
+def _precision(instance: Mapping, source: str | None) -> Precision:
+    """The operand bit widths of a problem instance in any of the fork's spellings. The fork
+    reads the per-dataspace map only when no common width is given; both together are refused
+    rather than one silently ignored (the patched build refuses them too)."""
+    common = _one_spelling(instance, COMMON_WIDTH_KEYS, source)
+    per_dataspace = _one_spelling(instance, WIDTH_MAP_KEYS, source)
+    if common and per_dataspace:
+        raise SpecError(f"both {common} and {per_dataspace} are given (the fork ignores "
+                        f"{per_dataspace} then)", file=source,
+                        field=f"problem.instance.{per_dataspace}",
+                        fix=f"give {common} alone, or every dataspace's width in {per_dataspace}")
+    if common:
+        return Precision.from_bitwidths({d: instance[common] for d in DATASPACES}, file=source,
+                                        field=f"problem.instance.{common}")
+    if per_dataspace:
+        return Precision.from_bitwidths(instance[per_dataspace], file=source,
+                                        field=f"problem.instance.{per_dataspace}")
+    return Precision()
+
+
 def problem_from_dict(data: Any, source: str | None = None) -> Problem:
     """Parse a Timeloop problem (the map under or including the ``problem:`` key)."""
     if isinstance(data, Mapping) and "problem" in data:
@@ -267,15 +303,10 @@ def problem_from_dict(data: Any, source: str | None = None) -> Problem:
     coeff_defaults = dict(shape.coefficients)
     bounds = {d: 1 for d in shape.dimensions}
     coefficients = dict(coeff_defaults)
-    precision = Precision()
+    precision = _precision(instance, source)
     for key, value in instance.items():
         field_name = f"problem.instance.{key}"
-        if key == "bitwidths":
-            precision = Precision.from_bitwidths(value, file=source, field=field_name)
-            continue
-        if key == "commonBitwidth":
-            precision = Precision.from_bitwidths({d: value for d in DATASPACES}, file=source,
-                                                 field=field_name)
+        if key in COMMON_WIDTH_KEYS or key in WIDTH_MAP_KEYS:
             continue
         if key == "densities":
             continue  # sparse densities do not change dense counts; accepted for compatibility
@@ -286,6 +317,11 @@ def problem_from_dict(data: Any, source: str | None = None) -> Problem:
         rule = _BOUND if key in bounds else _COEFFICIENT
         (bounds if key in bounds else coefficients)[str(key)] = rule.check(value, field_name,
                                                                           source, SpecError)
+    missing = [d for d in shape.dimensions if d not in instance]
+    if missing:  # timeloop-model stops on an assertion for a dimension without a bound
+        raise SpecError(f"no bound for dimension{'s' if len(missing) > 1 else ''} "
+                        f"{', '.join(missing)}", file=source, field="problem.instance",
+                        fix=f"give every dimension a bound, e.g. {missing[0]}: 1")
     problem = Problem(shape, bounds, coefficients, precision, source)
     if problem.macs > MAX_MACS:
         raise SpecError(f"the problem has {problem.macs} MACs, more than {MAX_MACS}", file=source,
