@@ -36,6 +36,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from pymoo.indicators.hv import HV
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,8 +96,6 @@ def eight_bit_scale(points: list[tuple[tuple[int, ...], tuple[float, ...], float
 def hv_curve(probes: float, points: list[tuple[tuple[int, ...], tuple[float, ...], float]],
              scale: tuple[float, float]) -> Curve:
     """(equivalents spent, hypervolume) after each evaluated configuration."""
-    from pymoo.indicators.hv import HV  # the bench extra: the test install imports this file
-
     indicator = HV(ref_point=REFERENCE)
     values = np.array([[-acc, energy / scale[0], memory / scale[1]]
                        for _, (acc, energy, memory), _ in points])

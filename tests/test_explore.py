@@ -200,6 +200,15 @@ def test_the_test_split_never_reaches_selection(tmp_path: Path, repo_root: Path)
     assert [f["test_accuracy_mean"] for f in finals(runs[0])] != \
         [f["test_accuracy_mean"] for f in finals(runs[1])]
 
+    def claims(out: Path) -> list[tuple[str, list[tuple[str, str] | None]]]:
+        rows = json.loads((out / "run.json").read_text())["headline"]
+        return [(row["objective"], [None if row[k] is None else (row[k]["point"],
+                                                                 row[k]["reference"])
+                                    for k in ("vs_widest_uniform", "vs_same_accuracy_uniform")])
+                for row in rows]
+
+    assert claims(clean) == claims(scrambled)  # the claim is decided without the test split
+
 
 def _generations(store: Path) -> int:
     if not store.exists():
