@@ -19,9 +19,9 @@
 #
 # Needs root (debootstrap, chroot, mounts), podman, debootstrap, unshare, git and python3.
 # The package sources are this machine's own: the Debian mirror from /etc/apt/sources.list*
-# (DEBIAN_MIRROR overrides) and pip's find-links / index-url / extra-index-url from
-# `python3 -m pip config list`, passed as build arguments; local folders among them are mounted
-# read-only into the build. Nothing of it is written into the repository or the Dockerfile.
+# (DEBIAN_MIRROR overrides) and pip's find-links / index-url / extra-index-url / cert (a CA
+# bundle, e.g. for a proxy) from `python3 -m pip config list`, passed as build arguments; local
+# files and folders among them are mounted read-only into the build. Nothing of it is written into the repository or the Dockerfile.
 #
 # Environment (all optional):
 #   WORK           work folder (default: ${TMPDIR:-/tmp}/quantmap-container-check)
@@ -90,7 +90,7 @@ MIRROR=${MIRROR:-http://deb.debian.org/debian}
 PIP_ARGS=() VOLUMES=()
 while IFS= read -r line; do
   key=${line%%=*} key=${key##*.} value=${line#*=} value=${value//\'/}
-  case $key in find-links|index-url|extra-index-url) ;; *) continue;; esac
+  case $key in find-links|index-url|extra-index-url|cert) ;; *) continue;; esac
   for v in $value; do
     [[ " ${PIP_ARGS[*]} " == *" --$key $v "* ]] && continue
     PIP_ARGS+=("--$key" "$v")
