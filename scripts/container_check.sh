@@ -95,7 +95,9 @@ while IFS= read -r line; do
     [[ " ${PIP_ARGS[*]} " == *" --$key $v "* ]] && continue
     PIP_ARGS+=("--$key" "$v")
     path=${v#file://}
-    [[ $path == /* && -e $path ]] && VOLUMES+=(-v "$path:$path:ro")
+    # A local index's pages link to files beside it (e.g. INDEX/simple -> INDEX/files): mount its parent.
+    [[ $key == *index-url ]] && path=$(dirname "$path")
+    [[ $path == /* && -e $path && " ${VOLUMES[*]} " != *" $path:$path:ro "* ]] && VOLUMES+=(-v "$path:$path:ro")
   done
 done < <(python3 -m pip config list 2>/dev/null || true)
 CACHE=() && [[ ${NO_CACHE:-0} == 1 ]] && CACHE=(--no-cache)
