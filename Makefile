@@ -4,7 +4,7 @@ DATA ?=
 CKPT ?=
 OUT ?= results/paper
 
-.PHONY: install test bench figures paper
+.PHONY: install test bench figures paper container-check
 
 install:
 	$(PYTHON) -m pip install torch==2.13.0 && $(PYTHON) -m pip install -e ".[test,ray]"
@@ -29,3 +29,10 @@ paper:
 	@test -n "$(DATA)" || { echo "error: give DATA=<ImageNet folder with train/ and val/>" >&2; exit 2; }
 	$(PYTHON) -m wrapper.explore --config experiments/paper.yaml -o $(OUT) \
 		--set data.root=$(DATA) $(if $(CKPT),--set qat.float_checkpoint=$(CKPT))
+
+# Build the Docker image with podman on a debootstrapped Debian base and run it (by hand; needs
+# root, podman and debootstrap): the default experiment, then the patched-Timeloop variant against
+# the built-in engine. Settings (TIMELOOP_SRC=<Timeloop checkout>, WORK, EXPERIMENT, ...) are
+# documented in the script's header.
+container-check:
+	bash scripts/container_check.sh

@@ -79,7 +79,9 @@ def tables_from_inputs(data: Mapping[str, Any], origin: Mapping[str, str]) -> Ta
     """The ERT (and ART) files among a CLI's merged inputs, as Timeloop takes them; else None."""
     if "ERT" not in data:
         return None
-    tables = TableFiles(Path(origin["ERT"]), Path(origin["ART"]) if "ART" in data else None)
+    # Absolute: Timeloop runs in its own work folder, where a relative path names nothing.
+    tables = TableFiles(Path(origin["ERT"]).resolve(),
+                        Path(origin["ART"]).resolve() if "ART" in data else None)
     check_table(tables.ert, "ERT")
     if tables.art is not None:
         check_table(tables.art, "ART")
