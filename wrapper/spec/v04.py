@@ -176,7 +176,7 @@ def _mesh(node: Mapping[str, Any], where: str, source: str | None) -> tuple[int,
     if not isinstance(spatial, Mapping):
         raise SpecError("spatial is not a map", file=source, field=f"{where}.spatial",
                         fix="write 'spatial: {meshX: 4, meshY: 2}'")
-    unknown = set(spatial) - {"meshX", "meshY", "get_fanout", "get_meshX", "get_meshY"}
+    unknown = set(spatial) - {"meshX", "meshY"}
     if unknown:
         raise SpecError(f"unknown spatial key '{sorted(unknown)[0]}'", file=source,
                         field=f"{where}.spatial", fix="give meshX and/or meshY")
