@@ -26,7 +26,8 @@ def float_checkpoint(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) 
     assert "train mobilenet_v1" in done.stderr and "step/s" in done.stderr  # tqdm bar with rate
     report = json.loads((out / "f.json").read_text())
     assert report["model"] == {"name": "mobilenet_v1", "width_mult": 0.25, "num_classes": 10,
-                               "relu6": None}
+                               "relu6": None, "kwargs": {},
+                               "state_dict": None, "skip_unsupported": False}
     assert len(report["epoch_seconds"]) == 1 and 0.0 <= report["top1"] <= 1.0
     return out / "f.pt"
 

@@ -87,7 +87,8 @@ def resolve_builder(name: str) -> Callable[..., Any]:
         return REGISTRY[name]
     if ":" not in name:
         raise _error(f"unknown model '{name}'", "name",
-                     unknown_name_fix(name, REGISTRY, "registry names") + f"; or give {_FORMS}")
+                     unknown_name_fix(name, REGISTRY, "models")
+                     + "; or give package.module:callable or path/to/file.py:callable")
     where, _, attribute = name.rpartition(":")
     if not where or not attribute:
         raise _error(f"model '{name}' lacks a module or a callable", "name", f"give {_FORMS}")
