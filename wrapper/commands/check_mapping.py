@@ -1,4 +1,4 @@
-"""``python -m wrapper.mapping check FILES...``: validate a mapping against its architecture and
+"""``quantmap check-mapping FILES...``: validate a mapping against its architecture and
 problem (the files timeloop-model takes)."""
 
 from __future__ import annotations
@@ -6,20 +6,21 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from .engine.evaluator import MappingEvaluator
-from .errors import MappingError, QuantMapError, report_error
-from .spec.inputs import load_inputs
-from .spec.mapping import validate_mapping
+from .cli import OneLineParser
+from ..engine.evaluator import MappingEvaluator
+from ..errors import MappingError, QuantMapError, report_error
+from ..spec.inputs import load_inputs
+from ..spec.mapping import validate_mapping
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m wrapper.mapping check ARCH... PROBLEM MAPPING``: validate a mapping."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+def main(argv: Sequence[str] | None = None, prog: str = "quantmap check-mapping") -> int:
+    """``quantmap check-mapping ARCH... PROBLEM MAPPING``: validate a mapping."""
+    parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0].split(": ", 1)[1])
+    parser.add_argument("files", nargs="+", metavar="FILE",
+                        help="architecture, problem and mapping YAML files (folders too)")
     try:
-        if not argv or argv[0] != "check" or len(argv) < 2:
-            raise MappingError("expected 'check' and the spec files", field="command line",
-                               fix="python -m wrapper.mapping check ARCH... PROBLEM MAPPING")
-        inputs = load_inputs(argv[1:], required=("architecture", "problem", "mapping"))
+        args = parser.parse_args(argv)
+        inputs = load_inputs(args.files, required=("architecture", "problem", "mapping"))
         arch, problem, mapping = inputs.arch, inputs.problem, inputs.mapping()
         source = inputs.origin["mapping"]
         validate_mapping(mapping, arch, problem, source)

@@ -1,4 +1,4 @@
-"""``python -m wrapper.explore [--config exp.yaml] [--set key=value ...] [--resume] [-o DIR]``
+"""``quantmap explore [--config exp.yaml] [--set key=value ...] [--resume] [-o DIR]``
 
 With no arguments it runs the default experiment (digits data, MobileNetV1 x0.25, Eyeriss-like,
 built-in engine, small budget) and prints where the results are.
@@ -11,16 +11,16 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..cli import OneLineParser, parse_set_options
+from .cli import OneLineParser, parse_set_options
 from ..errors import QuantMapError, report_error
 from ..spec.yamlio import check_folder_path
-from .config import load_config
-from .executors import EXECUTORS
-from .experiment import resolve_config, run_experiment
+from ..explore.config import load_config
+from ..explore.executors import EXECUTORS
+from ..explore.experiment import resolve_config, run_experiment
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="python -m wrapper.explore",
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = OneLineParser(prog=prog,
                      description="Joint NSGA-II search of per-layer bit widths and mappings.")
     parser.add_argument("--config", help="experiment YAML (default: the built-in demo)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -46,10 +46,10 @@ def executor_overrides(executor: str | None, ray_address: str | None) -> dict[st
     return overrides
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "quantmap explore") -> int:
     args = None
     try:
-        args = _parser().parse_args(argv)
+        args = _parser(prog).parse_args(argv)
         overrides = {**parse_set_options(args.set),
                      **executor_overrides(args.executor, args.ray_address)}
         if args.out:

@@ -1,6 +1,7 @@
-"""``python -m wrapper.report final DIR [--points N] [--seeds N] [--epochs N]``: steps on a
-finished explore results folder (evaluate more front points, seeds or epochs, and rewrite its
-report). Nothing already in the folder's store is computed again."""
+"""``quantmap final DIR [--points N] [--seeds N] [--epochs N]``: the final evaluation of a
+finished explore results folder (retrain chosen front points and the uniform references with more
+seeds or epochs, and rewrite its report). Nothing already in the folder's store is computed
+again."""
 
 from __future__ import annotations
 
@@ -9,21 +10,19 @@ from pathlib import Path
 from typing import Sequence
 
 from .cli import OneLineParser
-from .errors import QuantMapError, report_error
-from .explore.experiment import resolve_config, run_experiment
-from .spec.settings import Rule
+from ..errors import QuantMapError, report_error
+from ..explore.experiment import resolve_config, run_experiment
+from ..spec.settings import Rule
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = OneLineParser(prog="python -m wrapper.report",
-                           description="Steps on a finished explore results folder.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    final = sub.add_parser("final", help="retrain chosen Pareto points and the uniform "
-                                         "references with fresh seeds; rewrite the report")
-    final.add_argument("folder", help="results folder of an explore run")
-    final.add_argument("--points", type=int, help="front points to evaluate")
-    final.add_argument("--seeds", type=int, help="fresh QAT seeds per configuration")
-    final.add_argument("--epochs", type=int, help="QAT epochs of each retraining")
+def main(argv: Sequence[str] | None = None, prog: str = "quantmap final") -> int:
+    parser = OneLineParser(prog=prog, description="Retrain chosen Pareto points and the uniform "
+                           "references of an explore results folder with fresh seeds; rewrite "
+                           "its report.")
+    parser.add_argument("folder", help="results folder of an explore run")
+    parser.add_argument("--points", type=int, help="front points to evaluate")
+    parser.add_argument("--seeds", type=int, help="fresh QAT seeds per configuration")
+    parser.add_argument("--epochs", type=int, help="QAT epochs of each retraining")
     try:
         args = parser.parse_args(argv)
         for option, value in (("--points", args.points), ("--seeds", args.seeds),

@@ -1,10 +1,10 @@
-"""``python -m wrapper.qat train|finetune|eval``: float pre-training, QAT and evaluation.
+"""``quantmap qat train|finetune|eval``: float pre-training, QAT and evaluation.
 
 Only parses arguments and calls ``wrapper.qat.train``; errors print one line and exit with 2.
 
-    python -m wrapper.qat train --model mobilenet_v1 --width-mult 0.25 --epochs 15 --out f.pt
-    python -m wrapper.qat finetune --float-checkpoint f.pt --bits i4w4o- --out q.pt --json q.json
-    python -m wrapper.qat eval --checkpoint q.pt --json -
+    quantmap qat train --model mobilenet_v1 --width-mult 0.25 --epochs 15 --out f.pt
+    quantmap qat finetune --float-checkpoint f.pt --bits i4w4o- --out q.pt --json q.json
+    quantmap qat eval --checkpoint q.pt --json -
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ import sys
 from dataclasses import asdict
 from typing import Any, Sequence
 
-from ..cli import OneLineParser
+from .cli import OneLineParser
 from ..errors import QuantMapError, report_error
 from ..network.mobilenets import MODELS
 from ..spec.precision import Precision
 from ..spec.settings import check_settings
 from ..spec.yamlio import write_text_atomic
-from .data import load_data
-from .models import bits_from_precisions, layer_count
-from .settings import DATA_KINDS, QUANTIZERS, DataSpec, ModelSpec, TrainSettings
-from .train import evaluate_checkpoint, finetune, load_checkpoint, train_float
+from ..qat.data import load_data
+from ..qat.models import bits_from_precisions, layer_count
+from ..qat.settings import DATA_KINDS, QUANTIZERS, DataSpec, ModelSpec, TrainSettings
+from ..qat.train import evaluate_checkpoint, finetune, load_checkpoint, train_float
 
 _DEFAULTS = TrainSettings()
 
@@ -61,8 +61,8 @@ def _add_run_options(parser: argparse.ArgumentParser, training: bool) -> None:
                        help="write the result as JSON to OUT ('-' for stdout)")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="python -m wrapper.qat",
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = OneLineParser(prog=prog,
                            description="Brevitas QAT of MobileNets with per-layer bits.")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -135,9 +135,9 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "quantmap qat") -> int:
     try:
-        args = _parser().parse_args(argv)
+        args = _parser(prog).parse_args(argv)
         report = _run(args)
     except QuantMapError as exc:
         return report_error(exc)

@@ -13,7 +13,7 @@ becomes a ``Layer`` (Timeloop dims N, M, C, P, Q, R, S) and then a ``Problem``:
   is worse than a clear refusal.
 
 ``write_workload`` writes one problem YAML per layer and ``layers.csv`` (the
-``python -m wrapper.workload`` tool).
+``quantmap workload`` tool).
 """
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ def bits_from_precisions(precisions: Sequence[Precision], n_layers: int, *,
                          source: str = "<command line>") -> BitConfig:
     """(A_i, W_i) from per-layer Precision values (Inputs -> A_i, Weights -> W_i).
 
-    One Precision stands for every layer, as in ``python -m wrapper.workload --bits``. Output bits
+    One Precision stands for every layer, as in ``quantmap workload --bits``. Output bits
     are not used: a layer's outputs are quantized as the next layer's inputs.
     """
     if len(precisions) == 1:

@@ -333,7 +333,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     source = str(path)
     if not Path(path).is_file():
         raise ConfigError("checkpoint file does not exist", file=source, field="checkpoint",
-                          fix="run 'python -m wrapper.qat train' first or fix the path")
+                          fix="run 'quantmap qat train' first or fix the path")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if payload.get("format") != CHECKPOINT_FORMAT:
@@ -346,7 +346,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
                           quantizer=payload.get("quantizer", "maxabs"))
     except Exception as exc:  # any unpickling/shape failure means "not our checkpoint"
         raise ConfigError(f"not a QuantMap QAT checkpoint ({type(exc).__name__})", file=source,
-                          field="checkpoint", fix="use a file written by 'python -m wrapper.qat "
+                          field="checkpoint", fix="use a file written by 'quantmap qat "
                           "train' or 'finetune'") from None
 
 
