@@ -7,6 +7,7 @@ built-in engine, small budget) and prints where the results are.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -46,8 +47,15 @@ def executor_overrides(executor: str | None, ray_address: str | None) -> dict[st
     return overrides
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so the run stops its workers and tools and closes its store."""
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "quantmap explore") -> int:
     args = None
+    out: Path | None = None
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         args = _parser(prog).parse_args(argv)
         overrides = {**parse_set_options(args.set),
@@ -58,6 +66,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "quantmap explore") -> i
             out = Path("results") / load_config(args.config, overrides).name
         config = resolve_config(args.config, overrides, out, args.resume)
         folder = run_experiment(config, out, resume=args.resume).out
+    except KeyboardInterrupt:
+        if out is None:
+            return 130
+        print(f"interrupted; the results so far are kept: resume with 'quantmap explore "
+              f"--resume -o {out}'", file=sys.stderr)
+        return 130
     except QuantMapError as exc:
         if exc.file is None and args is not None:  # all explore does follows from its config
             exc = type(exc)(exc.problem, file=args.config or "<default experiment>",
