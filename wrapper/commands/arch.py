@@ -5,7 +5,6 @@ architecture spec as QuantMap reads them (``show FILES...``)."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Sequence
 

@@ -3,7 +3,6 @@ problem (the files timeloop-model takes)."""
 
 from __future__ import annotations
 
-import sys
 from typing import Sequence
 
 from .cli import OneLineParser
