@@ -93,7 +93,7 @@ def validate_bits(bits: Iterable[Sequence[int]], n_layers: int, *,
     if len(pairs) != n_layers:
         raise ConfigError(f"bit config has {len(pairs)} (A, W) pairs but the net has {n_layers} "
                           "quantizable layers", file=source, field="bits",
-                          fix=f"give exactly {n_layers} pairs, in wrapper.workload layer order")
+                          fix=f"give exactly {n_layers} pairs, in quantmap workload layer order")
     checked = []
     for index, pair in enumerate(pairs):
         if len(pair) != 2:
@@ -178,7 +178,7 @@ def quantized_model(name: str, bits: Iterable[Sequence[int]], *, per_channel: bo
 
 
 def quant_layers(model: nn.Module) -> list[QuantWeightBiasInputOutputLayer]:
-    """The Brevitas layers of a net in module order (= wrapper.workload / genome order)."""
+    """The Brevitas layers of a net in module order (= quantmap workload / genome order)."""
     return [m for m in model.modules() if isinstance(m, QuantWeightBiasInputOutputLayer)]
 
 

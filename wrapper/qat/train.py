@@ -265,7 +265,7 @@ def evaluate_bit_config(model_name: str, bits: Iterable[Sequence[int]],
                         float_checkpoint: Checkpoint | str | Path) -> float:
     """Accuracy objective of the search: top-1 (0..1) after QAT of one bit configuration.
 
-    ``bits`` lists (A_i, W_i) per quantizable layer in wrapper.workload order. Deterministic for
+    ``bits`` lists (A_i, W_i) per quantizable layer in quantmap workload order. Deterministic for
     a given ``settings.seed`` on one machine and thread count.
     """
     start = _resolve_checkpoint(float_checkpoint)
