@@ -76,7 +76,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     tune.add_argument("--float-checkpoint", required=True)
     tune.add_argument("--bits", nargs="+", required=True, metavar="LABEL",
                       help="i<A>w<W>o<O> labels (output width unused, may be '-'): one for all "
-                           "layers or one per layer in wrapper.workload order")
+                           "layers or one per layer in quantmap workload order")
     tune.add_argument("--per-channel", action="store_true", help="per-channel weight scales")
     tune.add_argument("--quantizer", default=_DEFAULTS.quantizer, choices=QUANTIZERS,
                       help="learned: trained scales from MSE-optimal clipping (default); "
