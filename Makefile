@@ -21,8 +21,8 @@ bench:
 # (uniform line plus mixed-precision front, test accuracy over seeds).
 RUN ?=
 figures:
-	$(PYTHON) -m wrapper.figures -o results/figures
-	$(if $(RUN),$(PYTHON) -m wrapper.figures --run $(RUN) -o results/figures)
+	$(PYTHON) -m wrapper.commands figures -o results/figures
+	$(if $(RUN),$(PYTHON) -m wrapper.commands figures --run $(RUN) -o results/figures)
 
 # The full accuracy experiment on user data (experiments/paper.yaml).
 paper:

@@ -14,10 +14,10 @@ import os
 import sys
 import traceback
 
+from wrapper.commands.main import VERBS
+
 ACCEPTED_EXIT = 99  # the explore CLI accepted its config and would start the search
-MODULES = {"evaluate": "wrapper.evaluate", "map": "wrapper.map", "mapping": "wrapper.mapping",
-           "arch": "wrapper.arch", "workload": "wrapper.workload", "qat": "wrapper.qat.__main__",
-           "explore": "wrapper.explore.__main__", "report": "wrapper.report"}
+MODULES = {verb: f"wrapper.commands.{module}" for verb, (module, _) in VERBS.items()}
 
 
 def run_cli(argv: list[str], out: str, err: str) -> None:

@@ -96,7 +96,7 @@ BASES: dict[str, Any] = {"arch04.yaml": ARCH_V04, "problem04.yaml": PROBLEM_V04,
 
 # Which tool reads which input files (argument lists; {d} is the case folder).
 EVALUATE = ["evaluate", "{d}/arch.yaml", "{d}/problem.yaml", "{d}/mapping.yaml"]
-CHECK = ["mapping", "check", "{d}/arch.yaml", "{d}/problem.yaml", "{d}/mapping.yaml"]
+CHECK = ["check-mapping", "{d}/arch.yaml", "{d}/problem.yaml", "{d}/mapping.yaml"]
 MAP = ["map", "{d}/arch.yaml", "{d}/problem.yaml", "{d}/constraints.yaml", "{d}/mapper.yaml",
        "-o", "{d}/out"]
 SHOW = ["arch", "show", "{d}/arch.yaml"]
@@ -428,11 +428,14 @@ def _argument_cases() -> Iterator[Case]:
     yield Case("explore -o file", [*EXPLORE[:-1], "{d}/file"], _files(**blocked), "file")
     yield Case("explore --set bad", ["explore", "--set", "search.generations=abc", "-o",
                                      "{d}/run"], {}, "search.generations")
-    yield Case("report missing folder", ["report", "final", "{d}/none"], {}, "none")
-    yield Case("report --points -1", ["report", "final", "{d}", "--points", "-1"], {},
+    yield Case("final missing folder", ["final", "{d}/none"], {}, "none")
+    yield Case("final --points -1", ["final", "{d}", "--points", "-1"], {},
                "--points")
-    yield Case("mapping no args", ["mapping"], {}, "check")
-    yield Case("mapping unknown", ["mapping", "nope", "{d}/arch.yaml"], _files(), "check")
+    yield Case("figures --evaluations abc", ["figures", "--evaluations", "abc"], {},
+               "--evaluations")
+    yield Case("check-mapping no args", ["check-mapping"], {}, "check")
+    yield Case("check-mapping unknown", ["check-mapping", "nope", "{d}/arch.yaml"], _files(),
+               "nope")
 
 
 SUBPROCESS_NAMES = ("arch.yaml: alias bomb [evaluate]", "problem.yaml: invalid utf-8 [evaluate]",

@@ -242,7 +242,7 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("arch_name", ARCHES)
 def test_map_and_evaluate_a_grouped_problem_file(tmp_path: Path, repo_root: Path,
                                                  arch_name: str) -> None:
-    rendered = _run("wrapper.arch", "render", arch_name, "-o", str(tmp_path / "arch"),
+    rendered = _run("wrapper.commands", "arch", "render", arch_name, "-o", str(tmp_path / "arch"),
                     cwd=repo_root)
     assert rendered.returncode == 0, rendered.stderr
     arch_files = sorted(str(p) for p in (tmp_path / "arch").rglob("*.yaml"))

@@ -103,7 +103,7 @@ def test_default_run_writes_every_file_with_a_consistent_front(tmp_path: Path,
     assert report[2].startswith("| objective | saving vs uniform 8-bit")
     assert report[4].startswith("| energy |") and report[5].startswith("| memory |")
     # The paper's accuracy-vs-energy figure of a finished run, from its files alone.
-    figure = subprocess.run([sys.executable, "-m", "wrapper.figures", "--run", str(out), "-o",
+    figure = subprocess.run([sys.executable, "-m", "wrapper.commands", "figures", "--run", str(out), "-o",
                              str(tmp_path / "figure")], cwd=repo_root, capture_output=True,
                             text=True, timeout=120)
     assert figure.returncode == 0, figure.stderr[-2000:]
@@ -324,7 +324,7 @@ def test_executor_retries_then_reports_failures_and_never_drops_a_task(tmp_path:
 def test_figures_show_energy_falling_with_weight_bits_at_the_word_steps(
         tmp_path: Path, repo_root: Path) -> None:
     out = tmp_path / "figures"
-    proc = subprocess.run([sys.executable, "-m", "wrapper.figures", "-o", str(out),
+    proc = subprocess.run([sys.executable, "-m", "wrapper.commands", "figures", "-o", str(out),
                            "--evaluations", "300"], cwd=repo_root, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -13,8 +13,9 @@ import pytest
 import yaml
 from hostile_corpus import ARCH, CONSTRAINTS, MAPPER, MAPPING, PROBLEM
 
-from wrapper import evaluate, mapping
-from wrapper import map as map_cli
+from wrapper.commands import check_mapping as mapping
+from wrapper.commands import evaluate
+from wrapper.commands import map as map_cli
 from wrapper.errors import SpecError
 from wrapper.spec import yamlio
 from wrapper.spec.yamlio import load_yaml_file, parse_yaml_text, write_text_atomic
@@ -129,7 +130,7 @@ def test_mapping_that_stores_nothing_is_invalid(tmp_path: Path, capsys: pytest.C
     assert evaluate.main(files) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["valid"] is False and "does not keep" in stats["reason"]
-    assert "mapping.yaml" in _error_line(capsys, mapping.main(["check", *files]))
+    assert "mapping.yaml" in _error_line(capsys, mapping.main([*files]))
 
 
 def test_mapping_check_counts_capacity(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -137,7 +138,7 @@ def test_mapping_check_counts_capacity(tmp_path: Path, capsys: pytest.CaptureFix
     arch["architecture"]["subtree"][0]["subtree"][0]["subtree"][0]["local"][0][
         "attributes"]["depth"] = 2
     paths = _files(tmp_path, arch=arch)
-    line = _error_line(capsys, mapping.main(["check", paths["arch"], paths["problem"],
+    line = _error_line(capsys, mapping.main([paths["arch"], paths["problem"],
                                              paths["mapping"]]))
     assert "capacity exceeded at level RF" in line
 
@@ -213,7 +214,7 @@ def test_problem_bits_error_names_the_problem_file(tmp_path: Path,
 
 def test_template_parameter_error_names_the_experiment_file(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from wrapper.explore import __main__ as explore_cli
+    from wrapper.commands import explore as explore_cli
 
     config = tmp_path / "exp.yaml"
     config.write_text("arch: {template: eyeriss, params: {glb_width: 60}}\n")

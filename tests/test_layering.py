@@ -1,5 +1,6 @@
 """The package's imports, read with ast: no cycles between modules, layers import one way
-(spec <- engine, timeloop <- backends <- explore; qat beside them; command-line modules on top),
+(spec <- engine, timeloop <- backends <- explore; qat beside them; wrapper.commands and the
+``python -m`` aliases on top),
 command-line code only in command-line modules, and no import inside a function except of heavy
 optional packages."""
 
@@ -12,10 +13,15 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "wrapper"
 
-# Command-line modules: each is ``python -m wrapper.X`` (or a __main__) and nothing imports them.
-CLI_MODULES = {"wrapper.evaluate", "wrapper.map", "wrapper.workload", "wrapper.arch",
-               "wrapper.mapping", "wrapper.report", "wrapper.figures", "wrapper.explore.__main__",
-               "wrapper.qat.__main__"}
+# Command-line modules: the wrapper.commands package (one module per ``quantmap`` verb) and the
+# ``python -m wrapper.X`` aliases (``__main__`` modules). No library module imports them.
+COMMANDS = "wrapper.commands"
+
+
+def _is_command(module: str) -> bool:
+    return module == COMMANDS or module.startswith(COMMANDS + ".") or module.endswith(".__main__")
+
+
 # What each library layer may import (besides itself and wrapper.errors).
 ALLOWED = {
     "wrapper.spec": set(),
@@ -25,9 +31,9 @@ ALLOWED = {
     "wrapper.network": {"wrapper.spec"},
     "wrapper.qat": {"wrapper.spec", "wrapper.network"},
     "wrapper.backends": {"wrapper.spec", "wrapper.engine", "wrapper.timeloop"},
-    "wrapper.cli": {"wrapper.spec"},
-    "wrapper.explore": {"wrapper.spec", "wrapper.engine", "wrapper.timeloop", "wrapper.network",
-                        "wrapper.qat", "wrapper.backends"},
+    # The search reaches engines only through the backends registry.
+    "wrapper.explore": {"wrapper.spec", "wrapper.timeloop", "wrapper.network", "wrapper.qat",
+                        "wrapper.backends"},
 }
 # Imports allowed inside functions: heavy optional packages loaded only when a job needs them.
 # wrapper.network and wrapper.qat import torch at module level.
@@ -127,9 +133,9 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 def test_layers_import_one_way() -> None:
     wrong = []
     for module, targets in _graph().items():
-        layer = None if module in CLI_MODULES else _layer(module)  # CLIs sit on top of all
+        layer = None if _is_command(module) else _layer(module)  # commands sit on top of all
         for target in targets:
-            if target in CLI_MODULES:
+            if _is_command(target) and not _is_command(module):
                 wrong.append(f"{module} imports the command-line module {target}")
             elif layer is not None and target != "wrapper.errors" \
                     and _layer(target) not in ALLOWED[layer] | {layer}:
@@ -149,6 +155,15 @@ def test_library_modules_have_no_main() -> None:
         name = _module_name(path)
         tree = ast.parse(path.read_text())
         defines_main = any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in tree.body)
-        if defines_main and name not in CLI_MODULES:
+        if defines_main and not _is_command(name):
             with_main.append(name)
     assert with_main == []
+
+
+def test_the_commands_package_and_the_aliases_are_command_modules() -> None:
+    graph = _graph()
+    commands = {name for name in graph if _is_command(name)}
+    assert {"wrapper.commands.main", "wrapper.commands.explore", "wrapper.commands.cli",
+            "wrapper.explore.__main__", "wrapper.evaluate.__main__",
+            "wrapper.map.__main__"} <= commands
+    assert not any(_is_command(name) for name in graph if name.startswith("wrapper.spec"))

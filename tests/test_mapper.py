@@ -11,7 +11,8 @@ from test_mapper_golden import CASES, record_arch
 from wrapper.engine import MappingEvaluator
 from wrapper.engine.batch import evaluate_batch
 from wrapper.engine.constraints import build_mapspace
-from wrapper.engine.costmodel import BuiltinCostModel, packing_signature
+from wrapper.engine.costmodel import BuiltinCostModel
+from wrapper.spec.costmodel import packing_signature
 from wrapper.engine.factors import ordered_factorizations
 from wrapper.engine.mapper import sampling_search
 from wrapper.errors import PrecisionError

@@ -79,7 +79,7 @@ def _hook_count(model: nn.Module, resolution: int) -> list[tuple[str, int]]:
 
 def test_workload_of_a_users_file_matches_its_own_hook_count(tmp_path, repo_root):
     out = tmp_path / "wl"
-    run = subprocess.run([sys.executable, "-m", "wrapper.workload", MODEL, "--resolution", "32",
+    run = subprocess.run([sys.executable, "-m", "wrapper.commands", "workload", MODEL, "--resolution", "32",
                           "--classes", "10", "--model-arg", "width=16", "-o", str(out)],
                          cwd=repo_root, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr

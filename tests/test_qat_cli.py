@@ -1,4 +1,4 @@
-"""``python -m wrapper.qat`` as a real subprocess: train, finetune, eval, one-line errors."""
+"""``quantmap qat`` as a real subprocess: train, finetune, eval, one-line errors."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 def _qat(repo_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(repo_root), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "wrapper.qat", *args], cwd=repo_root, env=env,
+    return subprocess.run([sys.executable, "-m", "wrapper.commands", "qat", *args], cwd=repo_root, env=env,
                           capture_output=True, text=True, timeout=300)
 
 

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import pytest
 from test_explore import _always_fails, _explore, _finish, _flaky
 
-from wrapper.cli import parse_set_options
+from wrapper.commands.cli import parse_set_options
 from wrapper.errors import PrecisionError
 from wrapper.explore import hardware as hwcost
 from wrapper.explore.config import load_config
@@ -143,7 +143,7 @@ def test_ray_executor_without_ray_installed_is_a_one_line_error(repo_root: Path,
                                                                  tmp_path: Path) -> None:
     code = ("import sys\n"
             "sys.modules['ray'] = None  # what an install without the extra looks like\n"
-            "from wrapper.explore.__main__ import main\n"
+            "from wrapper.commands.explore import main\n"
             f"sys.exit(main(['--executor', 'ray', '-o', {str(tmp_path / 'out')!r}]))\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True,
                           text=True, timeout=120)

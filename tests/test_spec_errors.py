@@ -24,7 +24,7 @@ def _write_case(tmp_path: Path, arch: str | None = None, problem: str | None = N
 
 
 def _check(paths: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "wrapper.mapping", "check", *paths], cwd=REPO_ROOT,
+    return subprocess.run([sys.executable, "-m", "wrapper.commands", "check-mapping", *paths], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=60)
 
 

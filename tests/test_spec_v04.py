@@ -283,7 +283,7 @@ def test_exercise_design_reproduces_the_stored_cycles(design: str) -> None:
 
 @pytest.mark.parametrize("template", ["eyeriss", "simba"])
 def test_render_v04_reads_as_the_v03_render(template: str, tmp_path: Path) -> None:
-    from wrapper.arch import main
+    from wrapper.commands.arch import main
     for spec_format in ("v0.3", "v0.4"):
         assert main(["render", template, "-o", str(tmp_path / spec_format),
                      "--format", spec_format]) == 0

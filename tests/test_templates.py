@@ -184,9 +184,9 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           timeout=120)
 
 
-@pytest.mark.parametrize("module", ["wrapper.arch"])
+@pytest.mark.parametrize("module", ["wrapper.commands"])
 def test_cli_render_writes_a_spec_that_parses(repo_root: Path, tmp_path: Path, module: str) -> None:
-    result = _run(module, "render", "eyeriss", "--set", "pe_rows=16", "-o", str(tmp_path), cwd=repo_root)
+    result = _run(module, "arch", "render", "eyeriss", "--set", "pe_rows=16", "-o", str(tmp_path), cwd=repo_root)
     assert result.returncode == 0, result.stderr
     written = [Path(line) for line in result.stdout.split()]
     assert {p.relative_to(tmp_path).as_posix() for p in written} == set(render_arch("eyeriss"))
@@ -196,8 +196,8 @@ def test_cli_render_writes_a_spec_that_parses(repo_root: Path, tmp_path: Path, m
 
 
 def test_cli_render_depthwise_shape(repo_root: Path, tmp_path: Path) -> None:
-    result = _run("wrapper.arch", "render", "simba", "--shape", "depthwise", "-o", str(tmp_path),
-                  cwd=repo_root)
+    result = _run("wrapper.commands", "arch", "render", "simba", "--shape", "depthwise", "-o",
+                  str(tmp_path), cwd=repo_root)
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "constraints" / "simba_like_map_constraints.yaml").read_text()
     assert "C=4" in text and "M=" not in text
@@ -208,8 +208,8 @@ def test_cli_render_depthwise_shape(repo_root: Path, tmp_path: Path) -> None:
                                             ("pe_rows", "key=value")])
 def test_cli_bad_set_gives_one_line_and_exit_2(repo_root: Path, tmp_path: Path, setting: str,
                                                words: str) -> None:
-    result = _run("wrapper.arch", "render", "eyeriss", "--set", setting, "-o", str(tmp_path),
-                  cwd=repo_root)
+    result = _run("wrapper.commands", "arch", "render", "eyeriss", "--set", setting, "-o",
+                  str(tmp_path), cwd=repo_root)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and words in result.stderr
     assert "Traceback" not in result.stderr

@@ -251,7 +251,7 @@ def test_tracing_failure_and_bad_resolution_are_config_errors():
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "wrapper.workload", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "wrapper.commands", "workload", *args], capture_output=True,
                           text=True, cwd=Path(__file__).resolve().parents[1], timeout=120)
 
 

@@ -21,30 +21,13 @@ from ..spec.certificate import Certificate
 from ..spec.ert import EnergyTable, load_energy_table
 from ..spec.hashing import content_hash
 from ..spec.mapping import Mapping
-from ..spec.precision import packing_factor, packing_problem
 from ..spec.problem import Problem
 from ..spec.stats import Stats
-from ..spec.costmodel import FORK, MapperSettings, check_timeloop_version
+from ..spec.costmodel import FORK, MapperSettings, check_timeloop_version, packing_signature
 from .constraints import build_mapspace
 from .energy_model import builtin_energy_table
 from .evaluator import MappingEvaluator
 from .exact import certified_search
-
-
-def packing_signature(arch: Arch, problem: Problem) -> tuple:
-    """What the precision changes in the counts: problem shape/bounds/coefficients and, per
-    storage level (innermost first) and dataspace, the operands per word (0 where the bit width
-    does not fit the word, so the dataspace must bypass that level)."""
-    rows = []
-    for level in (*arch.inner_to_outer, arch.arithmetic):
-        row = []
-        for ds in problem.shape.dataspace_names:
-            bits = problem.precision.bits(ds) if ds in ("Inputs", "Weights", "Outputs") else None
-            fits = packing_problem(bits, level.word_bits) is None
-            row.append(packing_factor(bits, level.word_bits) if fits else 0)
-        rows.append((level.name, tuple(row)))
-    return (problem.shape, tuple(sorted(problem.bounds.items())),
-            tuple(sorted(problem.coefficients.items())), tuple(rows))
 
 
 def table_fingerprint(table: EnergyTable) -> str:

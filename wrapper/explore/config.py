@@ -307,7 +307,7 @@ def _check_files(config: ExperimentConfig, source: str) -> None:
     if config.qat.float_checkpoint and not Path(config.qat.float_checkpoint).is_file():
         raise ConfigError(f"float checkpoint '{config.qat.float_checkpoint}' does not exist",
                           file=source, field="qat.float_checkpoint",
-                          fix="give a checkpoint written by 'python -m wrapper.qat train', or "
+                          fix="give a checkpoint written by 'quantmap qat train', or "
                               "leave it empty to train one")
     for path in config.arch.files:
         if not Path(path).is_file():

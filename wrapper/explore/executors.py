@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import os
 import re
+import signal
 import threading
 import time
 import traceback
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from ..errors import ConfigError, QuantMapError, unknown_name_fix
+from ..timeloop.runner import stop_tools
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,10 @@ class Executor(Protocol):
         ...
 
     def close(self) -> None:
+        ...
+
+    def terminate(self) -> None:
+        """Stop at once (Ctrl-C, SIGTERM): end running jobs and every tool they started."""
         ...
 
 
@@ -124,18 +130,33 @@ class SerialExecutor:
     def close(self) -> None:
         """Nothing to release."""
 
+    def terminate(self) -> None:
+        """The jobs run here: end the tools they started."""
+        stop_tools()
+
 
 _PARENT_POLL_S = 1.0
+_TERMINATE_WAIT_S = 5.0
+
+
+def _stop_worker(code: int) -> None:
+    """End this worker and every tool it started, now."""
+    stop_tools()
+    os._exit(code)
 
 
 def _exit_with_parent(parent: int) -> None:
-    """Worker initializer: end this worker when the driver dies. A driver killed with SIGKILL
-    (the case ``--resume`` exists for) cannot shut its pool down, and idle workers would
-    otherwise wait for work forever."""
+    """Worker initializer: end this worker, with its tools, when the driver dies or terminates
+    the pool (SIGTERM). A driver killed with SIGKILL (the case ``--resume`` exists for) cannot
+    shut its pool down, and idle workers would otherwise wait for work forever. Ctrl-C reaches
+    the whole terminal process group; the driver alone handles it and terminates the pool."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: _stop_worker(128 + signum))
+
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(_PARENT_POLL_S)
-        os._exit(1)
+        _stop_worker(1)
 
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
@@ -189,6 +210,21 @@ class LocalPoolExecutor:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+    def terminate(self) -> None:
+        """SIGTERM every worker (each kills its tools' process groups and exits), then wait."""
+        stop_tools()
+        if self._pool is None:
+            return
+        workers = list(self._pool._processes.values())  # the pool has no public kill
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.join(_TERMINATE_WAIT_S)
+            if worker.is_alive():
+                worker.kill()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = None
 
 
 def _invoke(fn: Callable[..., Any], *args: Any) -> Any:
@@ -291,6 +327,10 @@ class RayExecutor:
         if self._started and self._ray is not None:
             self._ray.shutdown()
         self._ray, self._remote, self._started = None, None, False
+
+    def terminate(self) -> None:
+        """Shutting the instance down ends its workers; a cluster's own tasks are its to stop."""
+        self.close()
 
 
 EXECUTORS: tuple[str, ...] = ("local", "ray")

@@ -86,7 +86,10 @@ class Experiment:
         self.open()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is not None and not issubclass(exc_type, Exception) \
+                and self.executor is not None:  # Ctrl-C or SIGTERM: stop the jobs now
+            self.executor.terminate()
         self.close()
 
     def prepare(self) -> None:

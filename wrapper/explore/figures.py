@@ -12,7 +12,7 @@
    (mean ± std over the final evaluation's seeds) of the uniform configurations as a line and of
    the mixed-precision front points, read from RUN/pareto.json.
 
-CLI: ``python -m wrapper.figures [-o DIR] [--evaluations N] [--workers N]``; writes
+CLI: ``quantmap figures [-o DIR] [--evaluations N] [--workers N]``; writes
 figures.csv, figures.json, energy_vs_weight_bits.png and remap_savings.png, and prints the table.
 Mapper results go to DIR/store.sqlite, so a second run is instant. With ``--run RUN`` it writes
 DIR/accuracy_vs_energy.png instead.

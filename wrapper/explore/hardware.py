@@ -20,11 +20,10 @@ from typing import Any, Callable, Iterable, Sequence
 from typing import Mapping as MappingType
 
 from ..backends import get_cost_model
-from ..engine.costmodel import packing_signature
 from ..errors import BackendError, ConfigError
 from ..network.layers import Layer, layer_to_problem
 from ..spec.arch import Arch
-from ..spec.costmodel import CostModel, MapperSettings
+from ..spec.costmodel import CostModel, MapperSettings, packing_signature
 from ..spec.hashing import content_hash
 from ..spec.mapping import Mapping, mapping_from_dict, mapping_to_dict
 from ..spec.precision import Precision, packed_count, packing_factor

@@ -18,7 +18,7 @@ error naming the module, or, when the caller asks to skip it, a warning with the
 model's MACs left out. Nothing is dropped silently.
 
 ``write_workload`` writes one problem YAML per layer and ``layers.csv`` (the
-``python -m wrapper.workload`` tool).
+``quantmap workload`` tool).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 ``quantizers`` (learned or max|w| scales); ``data`` loads digits, CIFAR-10 or ImageNet folders;
 ``train`` pre-trains, fine-tunes (learning rate by bit width from ``recipe``, statistics passes
 from ``calibration``) and evaluates. The search calls ``evaluate_bit_config``;
-``python -m wrapper.qat`` exposes the same functions on the command line.
+``quantmap qat`` exposes the same functions on the command line.
 """
 
 import warnings

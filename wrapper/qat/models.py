@@ -63,7 +63,7 @@ def validate_bits(bits: Iterable[Sequence[int]], n_layers: int, *,
     if len(pairs) != n_layers:
         raise ConfigError(f"bit config has {len(pairs)} (A, W) pairs but the net has {n_layers} "
                           "quantizable layers", file=source, field="bits",
-                          fix=f"give exactly {n_layers} pairs, in wrapper.workload layer order")
+                          fix=f"give exactly {n_layers} pairs, in quantmap workload layer order")
     checked = []
     for index, pair in enumerate(pairs):
         if len(pair) != 2:
@@ -84,7 +84,7 @@ def bits_from_precisions(precisions: Sequence[Precision], n_layers: int, *,
                          source: str = "<command line>") -> BitConfig:
     """(A_i, W_i) from per-layer Precision values (Inputs -> A_i, Weights -> W_i).
 
-    One Precision stands for every layer, as in ``python -m wrapper.workload --bits``. Output bits
+    One Precision stands for every layer, as in ``quantmap workload --bits``. Output bits
     are not used: a layer's outputs are quantized as the next layer's inputs.
     """
     if len(precisions) == 1:

@@ -262,7 +262,7 @@ def evaluate_bit_config(model_name: str, bits: Iterable[Sequence[int]],
                         float_checkpoint: Checkpoint | str | Path) -> float:
     """Accuracy objective of the search: top-1 (0..1) after QAT of one bit configuration.
 
-    ``bits`` lists (A_i, W_i) per quantizable layer in wrapper.workload order. Deterministic for
+    ``bits`` lists (A_i, W_i) per quantizable layer in quantmap workload order. Deterministic for
     a given ``settings.seed`` on one machine and thread count.
     """
     start = _resolve_checkpoint(float_checkpoint)
@@ -331,7 +331,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     source = str(path)
     if not Path(path).is_file():
         raise ConfigError("checkpoint file does not exist", file=source, field="checkpoint",
-                          fix="run 'python -m wrapper.qat train' first or fix the path")
+                          fix="run 'quantmap qat train' first or fix the path")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if payload.get("format") != CHECKPOINT_FORMAT:
@@ -344,7 +344,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
                           quantizer=payload.get("quantizer", "maxabs"))
     except Exception as exc:  # any unpickling/shape failure means "not our checkpoint"
         raise ConfigError(f"not a QuantMap QAT checkpoint ({type(exc).__name__})", file=source,
-                          field="checkpoint", fix="use a file written by 'python -m wrapper.qat "
+                          field="checkpoint", fix="use a file written by 'quantmap qat "
                           "train' or 'finetune'") from None
 
 

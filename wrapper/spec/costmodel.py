@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 from ..errors import ConfigError
 from .arch import Arch
 from .mapping import Mapping
+from .precision import packing_factor, packing_problem
 from .problem import Problem
 from .settings import Rule, read_settings, setting
 from .stats import Stats
@@ -187,3 +188,19 @@ def mapper_settings(section: Any, source: str | None = None,
                      f"{_TIMELOOP_NOTED[_timeloop_key(key)]}")
     return read_settings(MapperSettings, values, "mapper", source, aliases=_ALIASES,
                          ignored=("out_prefix",), base=base)
+
+
+def packing_signature(arch: Arch, problem: Problem) -> tuple:
+    """What the precision changes in the counts: problem shape/bounds/coefficients and, per
+    storage level (innermost first) and dataspace, the operands per word (0 where the bit width
+    does not fit the word, so the dataspace must bypass that level)."""
+    rows = []
+    for level in (*arch.inner_to_outer, arch.arithmetic):
+        row = []
+        for ds in problem.shape.dataspace_names:
+            bits = problem.precision.bits(ds) if ds in ("Inputs", "Weights", "Outputs") else None
+            fits = packing_problem(bits, level.word_bits) is None
+            row.append(packing_factor(bits, level.word_bits) if fits else 0)
+        rows.append((level.name, tuple(row)))
+    return (problem.shape, tuple(sorted(problem.bounds.items())),
+            tuple(sorted(problem.coefficients.items())), tuple(rows))

@@ -1,6 +1,6 @@
 """Result types of one (arch, layer, precision, mapping) evaluation, shared by every cost model.
 
-The field names and nesting equal the JSON schema of ``python -m wrapper.evaluate`` so that the
+The field names and nesting equal the JSON schema of ``quantmap evaluate`` so that the
 built-in engine and the real Timeloop backend are interchangeable and results serialize 1:1.
 Counts are per instance, as in Timeloop's stats; levels are listed innermost first.
 """

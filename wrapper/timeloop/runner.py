@@ -21,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +38,25 @@ _ASSERTION = re.compile(r"^.*Assertion .* failed.*$", re.MULTILINE)
 _ERROR_LINE = re.compile(r"^.*\b(ERROR|Error|error)\b.*$", re.MULTILINE)
 
 T = TypeVar("T")
+
+# Process groups of the tools running in this process, and whether the process is stopping:
+# stop_tools() ends them all and refuses new ones, so a stopped command leaves no tool behind.
+_LIVE_GROUPS: set[int] = set()
+_LIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()
+
+
+def stop_tools() -> None:
+    """Kill the process group of every tool this process started and start no more. Called
+    when the command is interrupted (Ctrl-C, SIGTERM) or a worker's driver is gone."""
+    _STOPPING.set()
+    with _LIVE_LOCK:
+        groups = list(_LIVE_GROUPS)
+    for group in groups:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 @dataclass(frozen=True)
@@ -162,13 +182,19 @@ def _run_once(argv: Sequence[str], work_dir: Path, *, timeout_s: float,
     log_path = work_dir / LOG_NAME
     start = time.monotonic()
     with log_path.open("ab") as log:
-        try:
-            process = subprocess.Popen(list(argv), cwd=work_dir, stdout=log,
-                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       start_new_session=True, env=env)
-        except OSError as exc:
-            raise BackendError(f"cannot start {argv[0]}: {exc.strerror}", file=str(argv[0]),
-                               fix="check the binary path and that it is executable") from None
+        with _LIVE_LOCK:
+            if _STOPPING.is_set():
+                raise BackendError(f"{Path(argv[0]).name} not started: the command is stopping",
+                                   file=str(argv[0]), fix="run the command again (--resume)")
+            try:
+                process = subprocess.Popen(list(argv), cwd=work_dir, stdout=log,
+                                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                           start_new_session=True, env=env)
+            except OSError as exc:
+                raise BackendError(f"cannot start {argv[0]}: {exc.strerror}",
+                                   file=str(argv[0]),
+                                   fix="check the binary path and that it is executable") from None
+            _LIVE_GROUPS.add(process.pid)
         try:
             returncode = process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -181,6 +207,9 @@ def _run_once(argv: Sequence[str], work_dir: Path, *, timeout_s: float,
         except BaseException:
             _kill_group(process)  # e.g. KeyboardInterrupt: never leave a tool running
             raise
+        finally:
+            with _LIVE_LOCK:
+                _LIVE_GROUPS.discard(process.pid)
     result = JobResult(tuple(argv), work_dir, returncode, time.monotonic() - start)
     if returncode != 0:
         tail = result.log_tail()

@@ -1,5 +1,5 @@
 """Shared pieces of the command-line tools: one-line argument errors, ``--set`` options, stats
-output. Every ``python -m wrapper.X`` tool parses its arguments here and calls library code."""
+output. Every ``quantmap VERB`` parses its arguments here and calls library code."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import argparse
 import json
 from typing import Any, Sequence
 
-from .spec.costmodel import FORK, TIMELOOP_VERSIONS, EngineSettings
-from .errors import ConfigError, SpecError
-from .spec.stats import Stats
-from .spec.yamlio import parse_yaml_text, write_text_atomic
+from ..spec.costmodel import FORK, TIMELOOP_VERSIONS, EngineSettings
+from ..errors import ConfigError, SpecError
+from ..spec.stats import Stats
+from ..spec.yamlio import parse_yaml_text, write_text_atomic
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -1,4 +1,4 @@
-"""``python -m wrapper.workload MODEL --resolution R [--bits i8w4o8 ...] -o DIR``: one Timeloop
+"""``quantmap workload MODEL --resolution R [--bits i8w4o8 ...] -o DIR``: one Timeloop
 problem YAML per Conv2d/Linear call of a network (a registry name, ``package.module:callable`` or
 ``path/to/file.py:callable``; depthwise and grouped layers get their own shapes) plus
 ``layers.csv``."""
@@ -11,12 +11,12 @@ import warnings
 from typing import Sequence
 
 from .cli import OneLineParser, add_model_arguments, model_kwargs
-from .errors import PrecisionError, QuantMapError, report_error
-from .network.layers import UnsupportedLayerWarning, extract_layers, write_workload
-from .network.registry import build_network
-from .qat.models import MAX_BITS, MIN_BITS
-from .spec.precision import Precision
-from .spec.settings import Rule
+from ..errors import PrecisionError, QuantMapError, report_error
+from ..network.layers import UnsupportedLayerWarning, extract_layers, write_workload
+from ..network.registry import build_network
+from ..qat.models import MAX_BITS, MIN_BITS
+from ..spec.precision import Precision
+from ..spec.settings import Rule
 
 _OPTION_RULES = {"--resolution": Rule(int, minimum=1, maximum=4096, example=224),
                  "--width": Rule(float, above=0.0, maximum=16.0, example=1.0, optional=True),
@@ -32,9 +32,9 @@ def _label(text: str) -> Precision:
     return precision
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str) -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog="python -m wrapper.workload",
+        prog=prog,
         description="Write the Timeloop problems (one YAML per layer) and a layers table of a "
                     "network.")
     add_model_arguments(parser, positional=True)
@@ -52,9 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "quantmap workload") -> int:
     try:
-        args = _parser().parse_args(argv)
+        args = _parser(prog).parse_args(argv)
         for option, rule in _OPTION_RULES.items():
             rule.check(getattr(args, option.lstrip("-")), option, "command line")
         precision = None if args.bits is None else [_label(b) for b in args.bits]

@@ -1,10 +1,10 @@
-"""``python -m wrapper.qat train|finetune|eval``: float pre-training, QAT and evaluation.
+"""``quantmap qat train|finetune|eval``: float pre-training, QAT and evaluation.
 
 Only parses arguments and calls ``wrapper.qat.train``; errors print one line and exit with 2.
 
-    python -m wrapper.qat train --model mobilenet_v1 --width-mult 0.25 --epochs 15 --out f.pt
-    python -m wrapper.qat finetune --float-checkpoint f.pt --bits i4w4o- --out q.pt --json q.json
-    python -m wrapper.qat eval --checkpoint q.pt --json -
+    quantmap qat train --model mobilenet_v1 --width-mult 0.25 --epochs 15 --out f.pt
+    quantmap qat finetune --float-checkpoint f.pt --bits i4w4o- --out q.pt --json q.json
+    quantmap qat eval --checkpoint q.pt --json -
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ import sys
 from dataclasses import asdict
 from typing import Any, Sequence
 
-from ..cli import OneLineParser, add_model_arguments, model_kwargs
+from .cli import OneLineParser, add_model_arguments, model_kwargs
 from ..errors import QuantMapError, report_error
 from ..spec.precision import Precision
 from ..spec.settings import check_settings
 from ..spec.yamlio import write_text_atomic
-from .data import load_data
-from .models import bits_from_precisions, layer_count
-from .settings import (DATA_KINDS, FLOAT_EPOCHS, FLOAT_LR, QUANTIZERS, DataSpec, ModelSpec,
-                       TrainSettings)
-from .train import evaluate_checkpoint, finetune, load_checkpoint, train_float
+from ..qat.data import load_data
+from ..qat.models import bits_from_precisions, layer_count
+from ..qat.settings import (DATA_KINDS, FLOAT_EPOCHS, FLOAT_LR, QUANTIZERS, DataSpec, ModelSpec,
+                           TrainSettings)
+from ..qat.train import evaluate_checkpoint, finetune, load_checkpoint, train_float
 
 _DEFAULTS = TrainSettings()
 
@@ -67,8 +67,8 @@ def _add_run_options(parser: argparse.ArgumentParser, training: bool,
                        help="write the result as JSON to OUT ('-' for stdout)")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="python -m wrapper.qat",
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = OneLineParser(prog=prog,
                            description="Brevitas QAT of a network with per-layer bits.")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--float-checkpoint", required=True)
     tune.add_argument("--bits", nargs="+", required=True, metavar="LABEL",
                       help="i<A>w<W>o<O> labels (output width unused, may be '-'): one for all "
-                           "layers or one per layer in wrapper.workload order")
+                           "layers or one per layer in quantmap workload order")
     tune.add_argument("--per-channel", action="store_true", help="per-channel weight scales")
     tune.add_argument("--quantizer", default=_DEFAULTS.quantizer, choices=QUANTIZERS,
                       help="learned: trained scales from MSE-optimal clipping (default); "
@@ -148,9 +148,9 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "quantmap qat") -> int:
     try:
-        args = _parser().parse_args(argv)
+        args = _parser(prog).parse_args(argv)
         report = _run(args)
     except QuantMapError as exc:
         return report_error(exc)

@@ -1,19 +1,18 @@
-"""``python -m wrapper.arch``: render the architecture templates into Timeloop v0.3 or v0.4 YAML
+"""``quantmap arch``: render the architecture templates into Timeloop v0.3 or v0.4 YAML
 (``render NAME [--set k=v ...] -o DIR [--shape S] [--format v0.3|v0.4]``, ``params NAME``) or show the levels of any
 architecture spec as QuantMap reads them (``show FILES...``)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Sequence
 
 from .cli import OneLineParser, parse_set_options
-from .errors import ConfigError, QuantMapError, report_error, unknown_name_fix
-from .spec.arch import load_arch
-from .spec.problem import BUILTIN_SHAPES, ProblemShape, load_problem
-from .spec.templates import FORMATS, available_templates, default_parameters, write_arch
+from ..errors import ConfigError, QuantMapError, report_error, unknown_name_fix
+from ..spec.arch import load_arch
+from ..spec.problem import BUILTIN_SHAPES, ProblemShape, load_problem
+from ..spec.templates import FORMATS, available_templates, default_parameters, write_arch
 
 
 def _shape_option(value: str | None) -> ProblemShape | None:
@@ -42,13 +41,27 @@ def _build_parser(prog: str) -> argparse.ArgumentParser:
                         help="Timeloop spec version of the architecture file (default v0.3)")
     params = sub.add_parser("params", help="list a template's parameters and defaults")
     params.add_argument("template")
+    show = sub.add_parser("show", help="print the levels of an architecture spec as QuantMap "
+                                       "reads them")
+    show.add_argument("files", nargs="+", metavar="FILE", help="architecture YAML files or folders")
     return parser
 
 
-def render_main(argv: Sequence[str] | None = None, prog: str = "python -m wrapper.arch") -> int:
-    """CLI: ``render NAME [--set k=v ...] -o DIR [--shape S]`` and ``params NAME``."""
+def _show(files: Sequence[str]) -> None:
+    """Print every level of an architecture spec as QuantMap reads it."""
+    arch = load_arch(*files)
+    for level in arch.levels:
+        print(f"{level.name:16s} size={level.size_words} word_bits={level.word_bits} "
+              f"block={level.block_size} instances={level.instances} fanout={arch.fanout(level.name)}")
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "quantmap arch") -> int:
+    """CLI: ``render NAME [--set k=v ...] -o DIR [--shape S]``, ``params NAME``, ``show FILES``."""
     try:
-        args = _build_parser(prog).parse_args(list(sys.argv[1:] if argv is None else argv))
+        args = _build_parser(prog).parse_args(argv)
+        if args.command == "show":
+            _show(args.files)
+            return 0
         if args.command == "params":
             for key, value in default_parameters(args.template).items():
                 print(f"{key} = {value}")
@@ -60,21 +73,6 @@ def render_main(argv: Sequence[str] | None = None, prog: str = "python -m wrappe
     for path in paths:
         print(path)
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m wrapper.arch``: render templates, or show a spec's levels (``show FILES``)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "show":
-        try:
-            arch = load_arch(*argv[1:])
-        except QuantMapError as exc:
-            return report_error(exc)
-        for level in arch.levels:
-            print(f"{level.name:16s} size={level.size_words} word_bits={level.word_bits} "
-                  f"block={level.block_size} instances={level.instances} fanout={arch.fanout(level.name)}")
-        return 0
-    return render_main(argv)
 
 
 if __name__ == "__main__":

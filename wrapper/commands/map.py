@@ -1,10 +1,10 @@
-"""``python -m wrapper.map FILE... -o DIR``: find the best mapping, a timeloop-mapper drop-in.
+"""``quantmap map FILE... -o DIR``: find the best mapping, a timeloop-mapper drop-in.
 
 Takes the YAML files timeloop-mapper takes (arch, components, constraints, problem, optional
 ERT/ART, optional ``mapper:`` section; top-level keys merged), writes the best mapping as
 Timeloop mapping YAML to ``DIR/<name>.map.yaml`` (``<name>`` = the mapper section's
 ``out_prefix``, else the problem file's stem) and its `Stats` JSON (the schema of
-``python -m wrapper.evaluate``) to ``--json OUT`` or stdout; a summary goes to stderr.
+``quantmap evaluate``) to ``--json OUT`` or stdout; a summary goes to stderr.
 
 Mapper section keys: ``metric``, ``secondary-metric``, ``budget``/``max-evaluations``,
 ``max-seconds``, ``seed``, ``exact`` (prove the optimum first; default true), ``exact-budget`` and
@@ -22,14 +22,14 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from .backends import ENGINES, map_files
+from ..backends import ENGINES, map_files
 from .cli import OneLineParser, add_engine_options, emit_stats_json, engine_settings, summary
-from .errors import QuantMapError, report_error
-from .spec.yamlio import check_file_path
+from ..errors import QuantMapError, report_error
+from ..spec.yamlio import check_file_path
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = OneLineParser(prog="python -m wrapper.map", description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None, prog: str = "quantmap map") -> int:
+    parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+", help="YAML inputs (arch, components, constraints, "
                         "problem, optional ERT/ART and mapper section)")
     parser.add_argument("-o", "--out-dir", required=True, help="folder for <name>.map.yaml")

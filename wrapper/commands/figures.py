@@ -1,4 +1,4 @@
-"""``python -m wrapper.figures [-o DIR] [--evaluations N] [--workers N] [--run RUN]``: the paper's
+"""``quantmap figures [-o DIR] [--evaluations N] [--workers N] [--run RUN]``: the paper's
 hardware figures with the built-in engine (``make figures``): MobileNetV1 energy vs uniform
 weight bits on Eyeriss-like and Simba-like, and the energy saved by remapping under packing; with
 ``--run RUN``, the accuracy-vs-energy figure of a finished explore run instead."""
@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Sequence
 
 from .cli import OneLineParser
-from .errors import QuantMapError, report_error
-from .explore.figures import make_figures, run_figure
+from ..errors import QuantMapError, report_error
+from ..explore.figures import make_figures, run_figure
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = OneLineParser(prog="python -m wrapper.figures", description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None, prog: str = "quantmap figures") -> int:
+    parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--out", default="results/figures", help="output folder")
     parser.add_argument("--evaluations", type=int, default=3000,
                         help="mapper evaluations per layer (default 3000)")

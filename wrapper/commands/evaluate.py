@@ -1,4 +1,4 @@
-"""``python -m wrapper.evaluate FILE...``: evaluate one mapping, a timeloop-model drop-in.
+"""``quantmap evaluate FILE...``: evaluate one mapping, a timeloop-model drop-in.
 
 Takes the YAML files timeloop-model takes (arch, components, problem, mapping, optional ERT/ART;
 top-level keys merged), writes the `Stats` JSON (``--json OUT`` or stdout) and a short summary on
@@ -11,13 +11,13 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from .backends import ENGINES, evaluate_files
+from ..backends import ENGINES, evaluate_files
 from .cli import OneLineParser, add_engine_options, emit_stats_json, engine_settings, summary
-from .errors import QuantMapError, report_error
+from ..errors import QuantMapError, report_error
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = OneLineParser(prog="python -m wrapper.evaluate", description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None, prog: str = "quantmap evaluate") -> int:
+    parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+", help="YAML inputs (arch, components, problem, mapping, ERT, ART)")
     parser.add_argument("--json", dest="json_out", help="write the result JSON here (default: stdout)")
     parser.add_argument("--engine", choices=ENGINES, default="builtin")
