@@ -159,11 +159,17 @@ def _invalid_width_inputs(tmp_path: Path, widths: dict[str, int]) -> list[str]:
     record = next(r for r in ALL_GOLDEN_RECORDS if r["case_id"] == "eyeriss__mbv1_L3__none")
     problem = yaml.safe_load(record["problem_yaml"])
     problem["problem"]["instance"]["bitwidths"] = widths
+    mapper = {"mapper": {"algorithm": "linear-pruned", "victory-condition": 10, "timeout": 100,
+                         "live-status": False}}
+    return _write_record_inputs(tmp_path, record, problem, {"mapper.yaml": yaml.safe_dump(mapper)})
+
+
+def _write_record_inputs(tmp_path: Path, record: dict[str, Any], problem: dict[str, Any],
+                         extra: dict[str, str]) -> list[str]:
+    """Write a golden record's arch, mapping, tables and components with ``problem`` (and the
+    ``extra`` files) into ``tmp_path``; the sorted file names, as the tools take them."""
     files = {"arch.yaml": record["arch_yaml"], "map.yaml": record["mapping_yaml"],
-             "prob.yaml": yaml.safe_dump(problem),
-             "mapper.yaml": yaml.safe_dump({"mapper": {"algorithm": "linear-pruned",
-                                                       "victory-condition": 10, "timeout": 100,
-                                                       "live-status": False}})}
+             "prob.yaml": yaml.safe_dump(problem), **extra}
     for ref in (record["ert_ref"], record["art_ref"]):
         files[Path(ref).name] = (SHARED_DIR / "golden" / ref).read_text()
     files.update({f"comp_{k}": v for k, v in record["components_yaml"].items()})
@@ -215,14 +221,7 @@ def _spelled_inputs(tmp_path: Path, instance_widths: dict[str, Any]) -> list[str
     instance = problem["problem"]["instance"]
     instance.pop("bitwidths", None)
     instance.update(instance_widths)
-    files = {"arch.yaml": record["arch_yaml"], "map.yaml": record["mapping_yaml"],
-             "prob.yaml": yaml.safe_dump(problem)}
-    for ref in (record["ert_ref"], record["art_ref"]):
-        files[Path(ref).name] = (SHARED_DIR / "golden" / ref).read_text()
-    files.update({f"comp_{k}": v for k, v in record["components_yaml"].items()})
-    for name, text in files.items():
-        (tmp_path / name).write_text(text)
-    return sorted(files)
+    return _write_record_inputs(tmp_path, record, problem, {})
 
 
 WIDTHS = {"Inputs": 8, "Weights": 8, "Outputs": 8}
