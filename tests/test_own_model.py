@@ -168,3 +168,29 @@ def test_explore_runs_a_users_model_end_to_end(tmp_path, repo_root):
     pareto = json.loads((out / "pareto.json").read_text())
     assert pareto["points"] and all(len(p["bits"]) == 9 for p in pareto["points"])
     assert len(list((out / "mappings" / "P01").glob("L*.map.yaml"))) == 9
+
+
+def seven_class_net() -> nn.Module:
+    """A user's net that fixes its own class count (no num_classes keyword): 7 outputs."""
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(8, 7))
+
+
+@pytest.mark.parametrize("command", [
+    ["-m", "wrapper.explore", "--set", "model.name=tests/test_own_model.py:seven_class_net",
+     "--set", "data.resolution=16"],
+    ["-m", "wrapper.commands", "qat", "train", "--model", "tests/test_own_model.py:seven_class_net",
+     "--resolution", "16", "--epochs", "1"],
+])
+def test_a_net_with_fewer_outputs_than_the_datas_classes_is_one_line(
+        tmp_path, repo_root, command):
+    """Digits has 10 classes; a 7-logit net is refused before any training or mapping."""
+    out = ["-o", str(tmp_path / "run")] if "wrapper.explore" in command else \
+        ["--out", str(tmp_path / "float.pt")]
+    run = subprocess.run([sys.executable, *command, *out], cwd=repo_root, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert "7 logits" in lines[0] and "10 classes" in lines[0] and "model.kwargs" in lines[0]
+    assert not (tmp_path / "float.pt").exists()

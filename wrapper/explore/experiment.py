@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from ..errors import ConfigError, PrecisionError
 from ..network.layers import Layer, extract_layers
-from ..network.registry import build_network
+from ..network.registry import build_network, check_class_count
 from ..spec.arch import Arch, arch_from_dict
 from ..spec.constraints import adapt_constraints_for_shape
 from ..spec.problem import CNN_LAYER_SHAPE, DEPTHWISE_SHAPE, GROUPED_SHAPE
@@ -142,6 +142,7 @@ class Experiment:
     def _layers(self, num_classes: int) -> list[Layer]:
         model = replace(self.config.model, num_classes=num_classes)
         net = build_network(model.name, **model.network_args())
+        check_class_count(net, model.name, num_classes, self.config.data.resolution)
         return extract_layers(net, self.config.data.resolution,
                               skip_unsupported=model.skip_unsupported)
 

@@ -175,3 +175,31 @@ def build_network(name: str, kwargs: Mapping[str, Any] | None = None, *,
     if state_dict is not None:
         _load_state_dict(net, state_dict)
     return net
+
+
+def check_class_count(net: nn.Module, name: str, num_classes: int,
+                      resolution: int | tuple[int, int]) -> None:
+    """The net returns one logit per class of the data: a net that fixes its own classes (no
+    ``num_classes`` keyword) or gets another count in ``model.kwargs`` would otherwise train
+    against labels it has no output for, failing deep inside the loss or, worse, not at all."""
+    height, width = (resolution, resolution) if isinstance(resolution, int) else resolution
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            logits = net(torch.zeros(1, 3, height, width))
+    except Exception as exc:
+        raise _error(f"model '{name}' fails on a (1, 3, {height}, {width}) image "
+                     f"({type(exc).__name__}: {exc})", "name",
+                     "give a net that takes (N, 3, H, W) images at the data's resolution") from None
+    finally:
+        net.train(was_training)
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != 1:
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise _error(f"model '{name}' returns {shape} for one image, not (1, classes) logits",
+                     "name", "return the logits tensor (N, classes) from forward")
+    if logits.shape[1] != num_classes:
+        raise _error(f"model '{name}' returns {logits.shape[1]} logits but the data has "
+                     f"{num_classes} classes", "kwargs",
+                     f"build the net with {num_classes} outputs (its class-count keyword in "
+                     "model.kwargs, or a num_classes parameter QuantMap fills from the data)")

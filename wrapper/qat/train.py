@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..errors import ConfigError, DataError
-from ..network.registry import build_network
+from ..network.registry import build_network, check_class_count
 from .calibration import calibrate_activations, recalibrate_batchnorm
 from .data import DataBundle, load_data
 from .models import BitConfig, load_float_weights, quant_layers, quantized_model, validate_bits
@@ -186,6 +186,7 @@ def train_float(model: ModelSpec, data: DataBundle | DataSpec, settings: TrainSe
                           field="model.num_classes", fix=f"use {bundle.num_classes}")
     generator = _seed_everything(settings)
     net = build_network(model.name, **model.network_args())
+    check_class_count(net, model.name, bundle.num_classes, bundle.resolution)
     seconds, accuracy = _fit(net, bundle, settings, generator, desc=f"train {model.name}")
     checkpoint = Checkpoint(model=model, state_dict=_cpu_state(net), top1=accuracy[-1])
     if out is not None:
