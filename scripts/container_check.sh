@@ -203,14 +203,18 @@ fi
 step image-timeloop build "$TL_IMAGE" --build-context timeloop-src="$src"
 note "sizes: quantmap-tl $(image_mb "$TL_IMAGE") MB"
 
+# The accounting the patched build follows: 4a74d71 is the fork's base, v3.0.3 counts as stock v3.
+base=$(bash "$HERE/patches/apply.sh" --detect "$src")
+case $base in 4a74d71) version=fork;; v3.0.3) version=v3;; *) die "unknown Timeloop base '$base' in $src";; esac
+note "timeloop: patched $base, compared with the built-in engine's --timeloop-version $version"
 rm -rf "$WORK/evaluate" && mkdir -p "$WORK/evaluate"
 ex=(examples/eyeriss-layer/arch.yaml examples/eyeriss-layer/components/smartbuffer_RF.yaml
     examples/eyeriss-layer/components/smartbuffer_SRAM.yaml examples/eyeriss-layer/problem.yaml
     examples/eyeriss-layer/mapping.yaml examples/eyeriss-layer/ERT.yaml examples/eyeriss-layer/ART.yaml)
 step evaluate-builtin in_image "$TL_IMAGE" "$WORK/evaluate" \
-  python3 -m wrapper.evaluate "${ex[@]}" --json results/builtin.json
+  python3 -m wrapper.evaluate "${ex[@]}" --timeloop-version "$version" --json results/builtin.json
 step evaluate-timeloop in_image "$TL_IMAGE" "$WORK/evaluate" \
-  python3 -m wrapper.evaluate --engine timeloop "${ex[@]}" --json results/timeloop.json
+  python3 -m wrapper.evaluate --engine timeloop "${ex[@]}" --timeloop-version "$version" --json results/timeloop.json
 python3 "$HERE/scripts/compare_stats.py" "$WORK/evaluate/builtin.json" "$WORK/evaluate/timeloop.json" \
   | tee -a "$SUMMARY"
 log "container check passed"
