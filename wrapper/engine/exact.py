@@ -186,7 +186,8 @@ class ExactSearch:
         are checked between blocks. Returns what stopped the search inside the group, if
         anything."""
         options = [opts[rows] for opts, rows in zip(self.space.dim_options, members)]
-        for factors in self.space.stream_factors(keep, dim_options=options):
+        for factors in self.space.stream_factors(keep, dim_options=options,
+                                                 stop=self._out_of_time):
             try:
                 factors = self._prune(k, factors)
             except BoundsInterrupted:
@@ -196,7 +197,7 @@ class ExactSearch:
                 reason = self._stop_reason()
                 if reason is not None:
                     return reason
-        return None
+        return TIME if self._out_of_time() else None  # the stream stops early on time
 
     def _out_of_time(self) -> bool:
         limit = min(self.settings.exact_seconds, self.settings.max_seconds or math.inf)

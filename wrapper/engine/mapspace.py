@@ -8,7 +8,7 @@ spatial slot (fan-out to the level below, only where there is fan-out) inside it
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Mapping as MappingType
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -180,7 +180,8 @@ class MapSpace:
         return rows if complete else None
 
     def stream_factors(self, keep: np.ndarray, dim_options: Sequence[np.ndarray] | None = None,
-                       chunk: int = STREAM_CHUNK) -> Iterator[np.ndarray]:
+                       chunk: int = STREAM_CHUNK, stop: Callable[[], bool] | None = None
+                       ) -> Iterator[np.ndarray]:
         """Every factor choice that fits (what `enumerate_factors` lists without a limit, in
         the same order), in blocks of about ``chunk`` rows.
 
@@ -188,13 +189,15 @@ class MapSpace:
         dimension to all partial choices would test more than ``chunk`` (partial choice,
         option) pairs, the partial choices are taken a slice at a time and each slice is
         completed before the next. At most about ``chunk`` partial choices per dimension are
-        held, so the memory stays bounded however large the space is.
+        held, so the memory stays bounded however large the space is. A space whose choices
+        mostly fail at the last dimensions can take long between two blocks: ``stop`` is asked
+        before every step, and the stream ends early once it holds.
         """
         check = self.capacity(keep)
         options, steps = self._options(check, dim_options)
         held: list[np.ndarray] = []
         count = 0
-        for partial in _depth_first(check, check.root(), options, steps, chunk):
+        for partial in _depth_first(check, check.root(), options, steps, chunk, stop):
             rows = self._rows(options, partial)
             held.append(rows)
             count += len(rows)
@@ -525,10 +528,11 @@ class CapacityCheck:
 
 
 def _depth_first(check: CapacityCheck, partial: Partial, options: Sequence[np.ndarray],
-                 steps: Sequence[int], chunk: int) -> Iterator[Partial]:
+                 steps: Sequence[int], chunk: int, stop: Callable[[], bool] | None
+                 ) -> Iterator[Partial]:
     """The completions of ``partial`` over the dimensions ``steps`` that fit, in the order a
     breadth-first enumeration lists them (by partial choice, then option), each step testing
-    at most about ``chunk`` pairs at once."""
+    at most about ``chunk`` pairs at once; none after ``stop()`` holds."""
     if not steps:
         yield partial
         return
@@ -536,11 +540,13 @@ def _depth_first(check: CapacityCheck, partial: Partial, options: Sequence[np.nd
     m = len(options[j])
     per = max(1, chunk // max(m, 1))
     for start in range(0, partial.size, per):
+        if stop is not None and stop():
+            return
         parents = np.arange(start, min(start + per, partial.size))
         child = check.extend(partial, j, options[j], np.repeat(parents, m),
                              np.tile(np.arange(m), len(parents)))
         if child.size:
-            yield from _depth_first(check, child, options, steps[1:], chunk)
+            yield from _depth_first(check, child, options, steps[1:], chunk, stop)
 
 
 # ---- building the space --------------------------------------------------------------------
