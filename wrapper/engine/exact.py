@@ -7,7 +7,9 @@ can be listed at once (at most ``FLAT_LIMIT``), each is given the bound of its g
 ``MAX_DEPTH`` outermost levels and they are scored in increasing bound order (`run_flat`; a small
 first chunk gives an early incumbent). Otherwise groups over the outermost level are visited in
 increasing bound order, each enumerated completely and its factor choices filtered by the deeper
-bound before their loop orders are scored (`run`). When the next bound exceeds the best metric
+bound before their loop orders are scored (`run`). A group is streamed, never listed whole
+(`MapSpace.stream_factors`, `order_blocks`), so the memory stays bounded on any space, and the
+limits are checked between blocks. When the next bound exceeds the best metric
 found, no unscored mapping can beat it and the search stops with the answer proven optimal
 (branch and bound). Otherwise the time or evaluation budget stops it, and the certificate
 reports the gap to the smallest open bound. A space whose outermost level alone makes more than
@@ -25,8 +27,8 @@ Inside a group only provably redundant mappings are skipped:
   the relevant loops where a rank sums two dimensions), so one order per class is scored;
 * spatial loop order and the X/Y split change no count; one allowed split is kept.
 
-Ties on the metric go to the secondary metric, then to the first mapping visited, so the answer
-is deterministic.
+Ties on the metric go to the secondary metric, then to the first mapping visited (whatever the
+batching), so the answer is deterministic.
 """
 
 from __future__ import annotations
