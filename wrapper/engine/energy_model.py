@@ -208,7 +208,8 @@ def storage_action_energies(level: StorageLevel, components: Mapping[str, Any] |
                             f"{', '.join([*_STORAGE_PRIMITIVES, *_COMPOUNDS])}")
     attrs = _attributes(level.cls, level.attributes, components or {}, source)
     where = {"level": level.name, "source": source}
-    width = _first_int(attrs, "memory_width", "width", **where) or level.word_bits * level.block_size
+    width = (_first_int(attrs, "memory_width", "width", **where)
+             or level.word_bits * level.block_size)
     if primitive == "DRAM":  # untyped DRAM: LPDDR4, the type of every reference spec
         return _same(dram_energy(str(attrs.get("type", "LPDDR4")), width, source))
     technology = node_nm(attrs.get("technology"), source)
