@@ -3,13 +3,13 @@
 The mapspace is cut into *groups*: one keep choice (every combination the constraints leave
 open) and the factors of the outermost storage levels. Each group gets a lower bound on the
 metric of every mapping in it (`bounds.group_bounds`). When the factor choices of the whole space
-can be listed at once (at most ``FLAT_LIMIT``), each is given the bound of its group over the
-``MAX_DEPTH`` outermost levels and they are scored in increasing bound order (`run_flat`; a small
-first chunk gives an early incumbent). Otherwise groups over the outermost level are visited in
-increasing bound order, each enumerated completely and its factor choices filtered by the deeper
-bound before their loop orders are scored (`run`). A group is streamed, never listed whole
-(`MapSpace.stream_factors`, `order_blocks`), so the memory stays bounded on any space, and the
-limits are checked between blocks. When the next bound exceeds the best metric
+can be listed at once (at most ``FLAT_LIMIT`` over all keep choices), each is given the bound of
+its group over the ``MAX_DEPTH`` outermost levels and they are scored in increasing bound order
+(`run_flat`; a small first chunk gives an early incumbent). Otherwise groups over the outermost
+level are visited in increasing bound order, each enumerated completely and its factor choices
+filtered by the deeper bound before their loop orders are scored (`run`). A group is streamed,
+never listed whole (`MapSpace.stream_factors`, `order_blocks`), so the memory stays bounded on
+any space, and the limits are checked between blocks. When the next bound exceeds the best metric
 found, no unscored mapping can beat it and the search stops with the answer proven optimal
 (branch and bound). Otherwise the time or evaluation budget stops it, and the certificate
 reports the gap to the smallest open bound. A space whose outermost level alone makes more than
@@ -294,12 +294,13 @@ class ExactSearch:
         self.keeps = keep_sets(space)
         keep_arrays = [np.array([[ds in kept for ds in space.dataspaces] for kept in combo])
                        for combo in self.keeps]
-        enumerated = []
-        for keep in keep_arrays:
-            rows = space.enumerate_all(keep, FLAT_LIMIT)
+        enumerated, held = [], 0
+        for keep in keep_arrays:  # FLAT_LIMIT choices in all, however many keep choices
+            rows = space.enumerate_all(keep, FLAT_LIMIT - held)
             if rows is None:
                 break
             enumerated.append(rows)
+            held += len(rows)
         else:
             return self.run_flat(enumerated)
         if too_many_groups(space, self.keeps):
