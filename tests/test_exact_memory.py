@@ -23,9 +23,13 @@ import numpy as np
 import pytest
 
 from wrapper.engine import mapspace as mapspace_module
+from wrapper.engine.bounds import BoundsInterrupted, compute_bound, group_bounds
 from wrapper.engine.constraints import build_mapspace
+from wrapper.engine.exact import certified_search, outer_assignments
 from wrapper.engine.orderblocks import order_blocks
 from wrapper.spec.arch import load_arch
+from wrapper.spec.certificate import TIME
+from wrapper.spec.costmodel import MapperSettings
 from wrapper.spec.problem import load_problem
 from wrapper.spec.templates import render_arch
 
@@ -120,6 +124,22 @@ def test_order_blocks_are_the_product_of_the_order_classes(tmp_path):
     assert all(len(index) <= 7 for index, _ in blocks)
     assert np.array_equal(np.concatenate([index for index, _ in blocks]), expected_rows)
     assert np.array_equal(np.concatenate([orders for _, orders in blocks]), expected_orders)
+
+
+def test_a_search_out_of_time_while_bounding_its_groups_reports_the_compute_bound(tmp_path):
+    """Bounding the DRAM groups of a large layer takes hundreds of analysis blocks; the time
+    limit stops it between two, and the sampling mapper answers with the compute bound as the
+    honest gap."""
+    space, _ = _space(tmp_path, "arch_constraints", C=16, M=64, P=240)
+    keeps = list(itertools.product(*space.keep_choices))
+    outer, _ = outer_assignments(space)
+    with pytest.raises(BoundsInterrupted):
+        group_bounds(space, keeps[0], outer, 1, None, stop=lambda: True)
+    result = certified_search(space, None, MapperSettings(exact_seconds=1e-9,
+                                                          max_evaluations=500))
+    certificate = result.certificate
+    assert result.stats.valid and certificate.stopped_by == TIME and not certificate.optimal
+    assert certificate.lower_bound == pytest.approx(compute_bound(space, None).metric("edp")[0])
 
 
 def _limit_memory() -> None:
