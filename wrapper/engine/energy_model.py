@@ -164,8 +164,8 @@ def dram_energy(dram_type: str, width_bits: int, source: str | None = None) -> f
     return DRAM_PJ_PER_BIT[dram_type] * width_bits
 
 
-def _attributes(cls: str, attrs: Mapping[str, Any], components: Mapping[str, Any],
-                source: str | None) -> dict[str, Any]:
+def _attributes(cls: str, attrs: Mapping[str, Any], components: Mapping[str, Any]
+                ) -> dict[str, Any]:
     """Class defaults overridden by the level's attributes (Accelergy precedence). A default
     may be an expression over the attributes (``memory_width: max(32, width)``): the defaults
     are evaluated in order, each seeing the level's attributes and the defaults before it."""
@@ -174,7 +174,7 @@ def _attributes(cls: str, attrs: Mapping[str, Any], components: Mapping[str, Any
     for key, value in defaults.items():
         if key not in attrs:
             try:
-                scope[key] = evaluate(value, scope, f"{cls}.attributes.{key}", source)
+                scope[key] = evaluate(value, scope, f"{cls}.attributes.{key}", None)
             except SpecError:  # over a value the level leaves unset: unused unless read
                 pass
     return scope
@@ -206,7 +206,7 @@ def storage_action_energies(level: StorageLevel, components: Mapping[str, Any] |
                         file=source, field=f"{level.name}.class",
                         fix="give an Accelergy ERT, or use one of the classes "
                             f"{', '.join([*_STORAGE_PRIMITIVES, *_COMPOUNDS])}")
-    attrs = _attributes(level.cls, level.attributes, components or {}, source)
+    attrs = _attributes(level.cls, level.attributes, components or {})
     where = {"level": level.name, "source": source}
     width = (_first_int(attrs, "memory_width", "width", **where)
              or level.word_bits * level.block_size)
@@ -237,7 +237,7 @@ def arithmetic_energy(level: ArithmeticLevel, components: Mapping[str, Any] | No
         raise SpecError(f"no built-in energy model for class '{level.cls}' of '{level.name}'",
                         file=source, field=f"{level.name}.class",
                         fix="give an Accelergy ERT, or use intmac/lmac")
-    attrs = _attributes(level.cls, level.attributes, components or {}, source)
+    attrs = _attributes(level.cls, level.attributes, components or {})
     width = _first_int(attrs, "datawidth", "word-bits", level=level.name, source=source) \
         or level.word_bits
     return mac_energy(width, node_nm(attrs.get("technology"), source), operand_bits)
