@@ -166,3 +166,22 @@ def test_mapping_a_large_layer_stays_within_an_address_space_limit(tmp_path, rep
     certificate = stats["certificate"]
     assert stats["valid"] and certificate["stopped_by"] in ("time", "bound", "exhausted")
     assert 0 < certificate["lower_bound"] <= stats["energy_pj"] * stats["cycles"]
+
+
+def test_a_sample_too_large_to_draw_is_read_from_the_stream(tmp_path, monkeypatch):
+    """Where random draws keep missing, the regrown sample would outgrow memory; past the cap
+    it is a seeded uniform sample of the stream instead: distinct choices of the space, in
+    stream order, all of them (and complete) when the space is smaller than the sample."""
+    space, keep = _space(tmp_path, "constraints", C=16, M=32, P=28)
+    every = space.enumerate_all(keep, 1 << 40)
+    monkeypatch.setattr(mapspace_module, "SAMPLE_CAP", 0)
+    draw = mapspace_module.MapSpace._enumerate
+    monkeypatch.setattr(mapspace_module.MapSpace, "_enumerate",  # every draw misses
+                        lambda self, *args, **kw: (draw(self, *args, **kw)[0][:0], False))
+    rows, complete = space.enumerate_factors(keep, limit=1000, rng=np.random.default_rng(1))
+    position = {row.tobytes(): i for i, row in enumerate(every)}
+    where = [position[row.tobytes()] for row in rows]
+    assert len(rows) == 1000 and not complete and where == sorted(set(where))
+    assert where[-1] > len(every) // 2  # drawn from the whole stream, not its start
+    rows, complete = space.enumerate_factors(keep, limit=len(every) + 1)
+    assert complete and np.array_equal(rows, every)

@@ -26,6 +26,7 @@ from .rowkeys import unique_rows
 TEMPORAL = "temporal"
 SPATIAL = "spatial"
 STREAM_CHUNK = 1 << 15  # pairs per step and rows per block of `MapSpace.stream_factors`
+SAMPLE_CAP = 1 << 20  # partial choices a regrown sample may hold before the space is streamed
 
 
 @dataclass(frozen=True)
@@ -163,14 +164,36 @@ class MapSpace:
         """Factor choices (n, slots, dims) that fit capacity (with packing), fan-out and the
         constraints' limits, never none while the space has any: a sample whose every row
         misses a minimum parallelism is drawn again four times larger, until complete (the
-        result is then empty only when no choice fits). ``dim_options`` replaces
-        `dim_options` (e.g. a subset with some slots fixed)."""
+        result is then empty only when no choice fits). A draw regrown past ``SAMPLE_CAP``
+        partial choices would not fit in memory, so the space is streamed instead
+        (`_stream_sample`). ``dim_options`` replaces `dim_options` (e.g. a subset with some
+        slots fixed)."""
         rng = rng or np.random.default_rng(0)
+        size = limit
         while True:
+            if limit is not None and size is not None and size < limit > SAMPLE_CAP:
+                return self._stream_sample(keep, size, rng, dim_options)
             rows, complete = self._enumerate(keep, limit, rng, dim_options)
             if len(rows) or complete:
                 return rows, complete
             limit = 4 * limit if limit is not None else None
+
+    def _stream_sample(self, keep: np.ndarray, size: int, rng: np.random.Generator,
+                       dim_options: Sequence[np.ndarray] | None) -> tuple[np.ndarray, bool]:
+        """A seeded uniform sample of ``size`` of every factor choice that fits, in stream
+        order, read from `stream_factors` in bounded memory: each choice gets a random key and
+        the ``size`` smallest keys stay. Complete when the space has no more choices."""
+        rows = np.zeros((0, len(self.slots), len(self.dims)), dtype=np.int64)
+        keys = np.zeros(0)
+        seen = 0
+        for block in self.stream_factors(keep, dim_options):
+            rows = np.concatenate([rows, block])
+            keys = np.concatenate([keys, rng.random(len(block))])
+            seen += len(block)
+            if len(rows) > size:
+                kept = np.sort(np.argpartition(keys, size)[:size])
+                rows, keys = rows[kept], keys[kept]
+        return rows, seen <= size
 
     def enumerate_all(self, keep: np.ndarray, limit: int) -> np.ndarray | None:
         """Every factor choice that fits, or None as soon as a step holds more than ``limit``
