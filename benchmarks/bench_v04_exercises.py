@@ -1,7 +1,7 @@
 """The official exercises' v0.4 example designs against their stored Timeloop v4 outputs (run by
 hand, never in CI).
 
-    python benchmarks/bench_v04_exercises.py EXAMPLE_DESIGNS [--budget N]
+    python benchmarks/bench_v04_exercises.py EXAMPLE_DESIGNS [--budget N] [--exact]
 
 EXAMPLE_DESIGNS is the exercises' ``workspace/example_designs/example_designs`` folder (with
 ``_components/``, ``_include/default_problem.yaml`` and each design's ``ref_outputs``). For every
@@ -11,16 +11,19 @@ design this prints:
   against the stored ``timeloop-mapper.stats.txt``, and per storage level the energy on both
   sides with the Outputs fills each side counts (the fork counts a fill for the first write
   of every output tile, Timeloop v4 does not), and the leakage Timeloop v4 adds;
-- QuantMap's own mapper on the same files (sampling, ``--budget`` evaluations): its energy,
-  cycles and EDP next to those of the mapping Timeloop's random search stored.
+- QuantMap's own mapper on the same files (sampling, ``--budget`` evaluations; with
+  ``--exact`` the default mapper, exact search first): its energy, cycles and EDP next to those
+  of the mapping Timeloop's random search stored, its time and the peak memory so far.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import resource
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +57,7 @@ def design_files(root: Path, design: str) -> list[Path]:
             root / "_include" / "default_problem.yaml"]
 
 
-def compare(root: Path, design: str, budget: int) -> None:
+def compare(root: Path, design: str, budget: int, exact: bool) -> None:
     ref = root / design / "ref_outputs" / "default_problem"
     text = (ref / "timeloop-mapper.stats.txt").read_text()
     ref_cycles = int(re.search(r"^Cycles: (\d+)", text, re.M)[1])
@@ -86,21 +89,28 @@ def compare(root: Path, design: str, budget: int) -> None:
           f"({rest / ref_uj:+.3%}, the stats' 2-decimal rounding is 0.005 uJ)")
     with tempfile.TemporaryDirectory() as tmp:
         mapper = Path(tmp, "mapper.yaml")
-        mapper.write_text(f"mapper: {{exact: false, max_evaluations: {budget}, seed: 0}}\n")
+        mapper.write_text(f"mapper: {{exact: {str(exact).lower()}, max_evaluations: {budget}, "
+                          "seed: 0}\n")
+        start = time.perf_counter()
         _, _, found = map_files([*files, ert, mapper], Path(tmp, "out"))
+        seconds = time.perf_counter() - start
     ref_edp = ref_uj * 1e6 * ref_cycles
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  QuantMap mapper: energy {found.energy_pj / 1e6:.3f} uJ, cycles {found.cycles}, "
           f"EDP {found.edp:.3e} pJ*cycles vs the stored mapping's {ref_edp:.3e} "
-          f"({found.edp / ref_edp:.2f}x)")
+          f"({found.edp / ref_edp:.2f}x); {seconds:.1f} s, peak RSS so far {peak_mb:.0f} MB, "
+          f"{found.certificate.comment() if found.certificate else 'no certificate'}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("designs", help="the exercises' example_designs folder")
     parser.add_argument("--budget", type=int, default=5000, help="mapper evaluations per design")
+    parser.add_argument("--exact", action="store_true",
+                        help="run the default mapper (exact search first), not sampling only")
     args = parser.parse_args()
     for design in DESIGNS:
-        compare(Path(args.designs), design, args.budget)
+        compare(Path(args.designs), design, args.budget, args.exact)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from wrapper.errors import SpecError
 from wrapper.spec.arch import Arch, load_arch
 from wrapper.spec.ert import DRAM_PJ_PER_BIT, EnergyTable, load_energy_table
 from wrapper.spec.precision import Precision
+from wrapper.spec.templates import render_arch
 
 TOLERANCE = 0.10
 
@@ -147,3 +148,26 @@ def test_unknown_classes_and_types_are_refused(shared_dir: Path, tmp_path: Path)
     bad.write_text(spec.replace("class: regfile", "class: cam"))
     with pytest.raises(SpecError, match="no built-in energy model for class 'cam'"):
         builtin_energy_table(load_arch(bad))
+
+
+def test_class_defaults_that_are_expressions_are_evaluated(tmp_path: Path) -> None:
+    """A compound component's default may be arithmetic over the attributes, as in the official
+    exercises' ``memory_width: max(32, width)``: it is computed per level (Accelergy's
+    evaluation) and prices the level as the same value written out would."""
+    files = render_arch("simba")
+    component = "components/smartbuffer_RF.yaml"
+    assert "memory_width: 16," in files[component]
+
+    def table(width: str) -> EnergyTable:
+        folder = tmp_path / str(len(list(tmp_path.iterdir())))
+        paths = []
+        for name, text in files.items():
+            if not name.startswith("constraints/"):
+                paths.append(folder / name)
+                paths[-1].parent.mkdir(parents=True, exist_ok=True)
+                paths[-1].write_text(text.replace("memory_width: 16,", f"memory_width: {width},"))
+        return builtin_energy_table(load_arch(*paths))
+
+    computed, written = table("'max(64, memory_depth // 64)'"), table("64")
+    assert computed.actions == written.actions
+    assert computed.actions != table("16").actions

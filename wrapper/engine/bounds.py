@@ -36,7 +36,7 @@ an exactly computed metric.
 
 from __future__ import annotations
 
-import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,8 +47,8 @@ from .analysis import analyse, extents, projections
 from .energy_lookup import compute_energy, storage_energies
 from .mapspace import MapSpace
 from .nest import NestBatch
+from .orderblocks import order_blocks
 from .pricing import PackedCounts, dataspace_energy, level_cycles
-from .rowkeys import unique_rows
 
 SAFETY = 1e-9
 ANALYSIS_CHUNK = 1 << 15  # nests per analysis call: few calls, bounded memory
@@ -82,43 +82,28 @@ def _completions(space: MapSpace, assigned: np.ndarray, low: int) -> tuple[np.nd
     return temporal, spatial
 
 
-def _order_blocks(space: MapSpace, temporal: np.ndarray, low: int
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Every (row, order-class combination of the assigned levels): row index ``[m]`` and
-    orders ``[m, level, dim]`` (levels below ``low`` keep the default order)."""
-    n, levels = temporal.shape[0], temporal.shape[1]
-    nonunit = (temporal[:, low:, :] > 1).reshape(n, -1)
-    first, inverse = unique_rows(nonunit)
-    base = space.default_orders()
-    index, orders = [], []
-    for p, pattern in enumerate(nonunit[first]):
-        rows = np.flatnonzero(inverse == p)
-        grid = pattern.reshape(levels - low, len(space.dims))
-        classes = [space.order_classes(low + i, frozenset(d for d, on in zip(space.dims, row) if on))
-                   for i, row in enumerate(grid)]
-        combos = np.array([np.stack(c) for c in itertools.product(*classes)], dtype=np.int64)
-        block = np.repeat(base[None], len(combos), axis=0)
-        block[:, low:] = combos
-        index.append(np.repeat(rows, len(combos)))
-        orders.append(np.tile(block, (len(rows), 1, 1)))
-    return np.concatenate(index), np.concatenate(orders)
+class BoundsInterrupted(Exception):
+    """The caller's stop condition held between two analysis blocks of `group_bounds`."""
 
 
 def _minimum_counts(space: MapSpace, keeps: tuple[frozenset[str], ...], temporal: np.ndarray,
-                    spatial: np.ndarray, low: int) -> tuple[dict, dict]:
+                    spatial: np.ndarray, low: int, stop: Callable[[], bool] | None
+                    ) -> tuple[dict, dict]:
     """Per (level >= ``low - 1``, dataspace) the minimum of each count over every combination of
     order classes of the assigned levels, and the instances of each level. All combinations of
-    all rows go through the analysis together, in chunks, since its cost is mostly per call."""
+    all rows go through the analysis together, in blocks (`order_blocks`), since its cost is
+    mostly per call. ``stop`` is asked before every block but the first."""
     n = temporal.shape[0]
     big = np.iinfo(np.int64).max
     mins = {(li, ds): {c: np.full(n, big, dtype=np.int64) for c in _COUNTS}
             for li in range(low - 1, temporal.shape[1]) for ds in keeps[li]}
     instances: dict[int, np.ndarray] = {}
-    index, orders = _order_blocks(space, temporal, low)
-    for start in range(0, len(index), ANALYSIS_CHUNK):
-        rows = index[start:start + ANALYSIS_CHUNK]
-        raw = analyse(NestBatch(temporal[rows], spatial[rows], orders[start:start + ANALYSIS_CHUNK],
-                                keeps, space.dims), space.problem, space.accounting)
+    blocks = order_blocks(space, temporal[:, low:, :] > 1, low, ANALYSIS_CHUNK)
+    for i, (rows, orders) in enumerate(blocks):
+        if i and stop is not None and stop():
+            raise BoundsInterrupted
+        raw = analyse(NestBatch(temporal[rows], spatial[rows], orders, keeps, space.dims),
+                      space.problem, space.accounting)
         for (li, ds), counts in mins.items():
             got = raw[li][ds]
             instances.setdefault(li, np.zeros(n, dtype=np.int64))[rows] = got.instances
@@ -128,9 +113,12 @@ def _minimum_counts(space: MapSpace, keeps: tuple[frozenset[str], ...], temporal
 
 
 def group_bounds(space: MapSpace, keep: tuple[frozenset[str], ...], assigned: np.ndarray,
-                 depth: int, table: EnergyTable | None) -> GroupBounds:
+                 depth: int, table: EnergyTable | None, stop: Callable[[], bool] | None = None
+                 ) -> GroupBounds:
     """Bounds for the groups ``assigned`` ``[n, slots, dims]`` (only the slots of the ``depth``
-    outermost levels are read; 1 <= depth < levels) under keep choice ``keep``."""
+    outermost levels are read; 1 <= depth < levels) under keep choice ``keep``. Many groups
+    with many loop orders take long; `BoundsInterrupted` is raised when ``stop()`` holds
+    between two analysis blocks."""
     n = assigned.shape[0]
     arch, problem = space.arch, space.problem
     levels = arch.inner_to_outer
@@ -139,7 +127,7 @@ def group_bounds(space: MapSpace, keep: tuple[frozenset[str], ...], assigned: np
     everything = frozenset(space.dataspaces)
     keeps = tuple(keep[li] if li >= low else everything if li == low - 1 else frozenset()
                   for li in range(len(levels)))
-    mins, instances = _minimum_counts(space, keeps, temporal, spatial, low)
+    mins, instances = _minimum_counts(space, keeps, temporal, spatial, low, stop)
     zeros = np.zeros(n, dtype=np.int64)
     full_bounds = np.array([[problem.bounds[d] for d in space.dims]], dtype=np.int64)
     sliding = {proj.name: (bool(proj.sliding), proj.read_write, int(extents(proj, full_bounds).prod()))

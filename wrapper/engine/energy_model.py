@@ -22,7 +22,7 @@ from ..errors import SpecError, unknown_name_fix
 from ..spec.arch import Arch, ArithmeticLevel, StorageLevel
 from ..spec.ert import DRAM_PJ_PER_BIT, READ_ACTION, WRITE_ACTION, EnergyTable
 from ..spec.precision import Precision
-from ..spec.v04 import DUMMY_CLASS
+from ..spec.v04 import DUMMY_CLASS, evaluate
 
 REFERENCE_NODE_NM = 45.0
 
@@ -164,16 +164,33 @@ def dram_energy(dram_type: str, width_bits: int, source: str | None = None) -> f
     return DRAM_PJ_PER_BIT[dram_type] * width_bits
 
 
-def _attributes(cls: str, attrs: Mapping[str, Any], components: Mapping[str, Any]) -> dict[str, Any]:
-    """Class defaults overridden by the level's attributes (Accelergy precedence)."""
+def _attributes(cls: str, attrs: Mapping[str, Any], components: Mapping[str, Any]
+                ) -> dict[str, Any]:
+    """Class defaults overridden by the level's attributes (Accelergy precedence). A default
+    may be an expression over the attributes (``memory_width: max(32, width)``): the defaults
+    are evaluated in order, each seeing the level's attributes and the defaults before it."""
     defaults = (components.get(cls) or {}).get("attributes") or {}
-    return {**defaults, **attrs}
+    scope = {**defaults, **attrs}
+    for key, value in defaults.items():
+        if key not in attrs:
+            try:
+                scope[key] = evaluate(value, scope, f"{cls}.attributes.{key}", None)
+            except SpecError:  # over a value the level leaves unset: unused unless read
+                pass
+    return scope
 
 
-def _first_int(attrs: Mapping[str, Any], *keys: str) -> int | None:
+def _first_int(attrs: Mapping[str, Any], *keys: str, level: str = "",
+               source: str | None = None) -> int | None:
     for key in keys:
         if attrs.get(key) is not None:
-            return int(attrs[key])
+            try:
+                return int(attrs[key])
+            except (TypeError, ValueError):
+                raise SpecError(f"attribute {key} = '{attrs[key]}' is not a number",
+                                file=source, field=f"{level}.attributes.{key}",
+                                fix="give the level a number for it, or an Accelergy ERT"
+                                ) from None
     return None
 
 
@@ -190,14 +207,17 @@ def storage_action_energies(level: StorageLevel, components: Mapping[str, Any] |
                         fix="give an Accelergy ERT, or use one of the classes "
                             f"{', '.join([*_STORAGE_PRIMITIVES, *_COMPOUNDS])}")
     attrs = _attributes(level.cls, level.attributes, components or {})
-    width = _first_int(attrs, "memory_width", "width") or level.word_bits * level.block_size
+    where = {"level": level.name, "source": source}
+    width = (_first_int(attrs, "memory_width", "width", **where)
+             or level.word_bits * level.block_size)
     if primitive == "DRAM":  # untyped DRAM: LPDDR4, the type of every reference spec
         return _same(dram_energy(str(attrs.get("type", "LPDDR4")), width, source))
     technology = node_nm(attrs.get("technology"), source)
     if primitive == "reg":
-        return _same(register_energy(_first_int(attrs, "width", "word-bits") or level.word_bits,
+        return _same(register_energy(_first_int(attrs, "width", "word-bits", **where)
+                                     or level.word_bits,
                                      technology))
-    depth = _first_int(attrs, "memory_depth", "depth")
+    depth = _first_int(attrs, "memory_depth", "depth", **where)
     if depth is None:
         raise SpecError(f"level '{level.name}' has no depth", file=source,
                         field=f"{level.name}.attributes.depth",
@@ -218,7 +238,8 @@ def arithmetic_energy(level: ArithmeticLevel, components: Mapping[str, Any] | No
                         file=source, field=f"{level.name}.class",
                         fix="give an Accelergy ERT, or use intmac/lmac")
     attrs = _attributes(level.cls, level.attributes, components or {})
-    width = _first_int(attrs, "datawidth", "word-bits") or level.word_bits
+    width = _first_int(attrs, "datawidth", "word-bits", level=level.name, source=source) \
+        or level.word_bits
     return mac_energy(width, node_nm(attrs.get("technology"), source), operand_bits)
 
 

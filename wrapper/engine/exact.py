@@ -3,11 +3,13 @@
 The mapspace is cut into *groups*: one keep choice (every combination the constraints leave
 open) and the factors of the outermost storage levels. Each group gets a lower bound on the
 metric of every mapping in it (`bounds.group_bounds`). When the factor choices of the whole space
-can be listed at once (at most ``FLAT_LIMIT``), each is given the bound of its group over the
-``MAX_DEPTH`` outermost levels and they are scored in increasing bound order (`run_flat`; a small
-first chunk gives an early incumbent). Otherwise groups over the outermost level are visited in
-increasing bound order, each enumerated completely and its factor choices filtered by the deeper
-bound before their loop orders are scored (`run`). When the next bound exceeds the best metric
+can be listed at once (at most ``FLAT_LIMIT`` over all keep choices), each is given the bound of
+its group over the ``MAX_DEPTH`` outermost levels and they are scored in increasing bound order
+(`run_flat`; a small first chunk gives an early incumbent). Otherwise groups over the outermost
+level are visited in increasing bound order, each enumerated completely and its factor choices
+filtered by the deeper bound before their loop orders are scored (`run`). A group is streamed,
+never listed whole (`MapSpace.stream_factors`, `order_blocks`), so the memory stays bounded on
+any space, and the limits are checked between blocks. When the next bound exceeds the best metric
 found, no unscored mapping can beat it and the search stops with the answer proven optimal
 (branch and bound). Otherwise the time or evaluation budget stops it, and the certificate
 reports the gap to the smallest open bound. A space whose outermost level alone makes more than
@@ -25,8 +27,8 @@ Inside a group only provably redundant mappings are skipped:
   the relevant loops where a rank sums two dimensions), so one order per class is scored;
 * spatial loop order and the X/Y split change no count; one allowed split is kept.
 
-Ties on the metric go to the secondary metric, then to the first mapping visited, so the answer
-is deterministic.
+Ties on the metric go to the secondary metric, then to the first mapping visited (whatever the
+batching), so the answer is deterministic.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -43,10 +46,11 @@ from ..spec.certificate import BOUND, BUDGET, EXHAUSTED, SAMPLED, SIZE, TIME, Ce
 from ..spec.costmodel import MapperSettings
 from ..spec.ert import EnergyTable
 from .batch import evaluate_batch
-from .bounds import compute_bound, group_bounds
+from .bounds import BoundsInterrupted, compute_bound, group_bounds
 from .evaluator import MappingEvaluator
 from .mapper import MapperResult, metric_array, sampling_search
 from .mapspace import MapSpace
+from .orderblocks import order_blocks
 from .rowkeys import unique_rows
 
 CHUNK = 1 << 15  # mappings scored per engine call (fewer calls; bounds checked between calls)
@@ -106,44 +110,35 @@ def outer_assignments(space: MapSpace) -> tuple[np.ndarray, list[list[np.ndarray
     return assignments(space, everything, len(space.level_names) - 1)
 
 
-def order_combos(space: MapSpace, factors: np.ndarray,
-                 cache: dict[bytes, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def order_expansions(space: MapSpace, factors: np.ndarray
+                     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Every loop-order combination with distinct counts of each factor choice ``[n, slots,
-    dims]`` (n > 0): (row index ``[m]``, orders ``[m, levels, dims]``), rows in input order."""
+    dims]``, in blocks of at most ``CHUNK`` mappings: (factors ``[m, slots, dims]``, orders
+    ``[m, levels, dims]``), factor choices in input order."""
     nonunit = factors[:, list(space.temporal_slots), :] > 1
-    flat = nonunit.reshape(len(factors), -1)
-    first, inverse = unique_rows(flat)
-    patterns = flat[first]
-    combos = []
-    for pattern in patterns:
-        key = pattern.tobytes()
-        if key not in cache:
-            grid = pattern.reshape(len(space.temporal_slots), len(space.dims))
-            classes = [space.order_classes(li, frozenset(d for d, on in zip(space.dims, row) if on))
-                       for li, row in enumerate(grid)]
-            cache[key] = np.array([np.stack(pick) for pick in itertools.product(*classes)],
-                                  dtype=np.int64)
-        combos.append(cache[key])
-    counts = np.array([len(combos[p]) for p in inverse], dtype=np.int64)
-    index = np.repeat(np.arange(len(factors)), counts)
-    return index, np.concatenate([combos[p] for p in inverse])
+    for rows, orders in order_blocks(space, nonunit, 0, CHUNK):
+        yield factors[rows], orders
 
 
 @dataclass
 class _Best:
-    """The incumbent: metric, secondary metric, and the choice that achieves them."""
+    """The incumbent: metric, secondary metric, visit position, and the choice that achieves
+    them (ties go to the mapping submitted first, however the scoring was batched)."""
 
     primary: float = np.inf
     secondary: float = np.inf
+    visit: int = -1
     choice: tuple | None = None
 
-    def offer(self, primary: np.ndarray, secondary: np.ndarray, keep: int, factors: np.ndarray,
-              orders: np.ndarray) -> None:
+    def offer(self, primary: np.ndarray, secondary: np.ndarray, visit: np.ndarray, keep: int,
+              factors: np.ndarray, orders: np.ndarray) -> None:
         if not len(primary):
             return
-        i = int(np.lexsort((np.arange(len(primary)), secondary, primary))[0])
-        if (primary[i], secondary[i]) < (self.primary, self.secondary):
+        i = int(np.lexsort((visit, secondary, primary))[0])
+        incumbent = (self.primary, self.secondary, self.visit if self.choice else np.inf)
+        if np.isfinite(primary[i]) and (primary[i], secondary[i], visit[i]) < incumbent:
             self.primary, self.secondary = float(primary[i]), float(secondary[i])
+            self.visit = int(visit[i])
             self.choice = (keep, factors[i].copy(), orders[i].copy())
 
 
@@ -157,8 +152,17 @@ class ExactSearch:
     start: float = field(default_factory=time.perf_counter)
     evaluated: int = 0
     best: _Best = field(default_factory=_Best)
-    _orders: dict = field(default_factory=dict)
     _pending: list = field(default_factory=list)
+    _held: int = 0  # mappings pending
+
+    def _submit(self, k: int, factors: np.ndarray, orders: np.ndarray) -> None:
+        """Queue mappings of keep choice ``k`` for scoring; score the queue once it holds
+        ``CHUNK`` mappings, or at once while no incumbent exists (it starts the pruning)."""
+        self._pending.append((k, factors, orders, self.evaluated))
+        self.evaluated += len(factors)
+        self._held += len(factors)
+        if self._held >= CHUNK or not np.isfinite(self.best.primary):
+            self._flush()
 
     def _flush(self) -> None:
         """Score the pending (keep, factors, orders) blocks, one engine call per keep choice."""
@@ -167,28 +171,42 @@ class ExactSearch:
             blocks = [b for b in self._pending if b[0] == k]
             factors = np.concatenate([b[1] for b in blocks])
             orders = np.concatenate([b[2] for b in blocks])
+            visit = np.concatenate([np.arange(b[3], b[3] + len(b[1])) for b in blocks])
             temporal, spatial = space.split_factors(factors)
             result = evaluate_batch(space.arch, space.problem, temporal, spatial, orders,
                                     keeps[k], self.table, accounting=space.accounting)
             self.best.offer(metric_array(result, self.settings.metric),
-                            metric_array(result, self.settings.secondary_metric), k, factors,
-                            orders)
+                            metric_array(result, self.settings.secondary_metric), visit, k,
+                            factors, orders)
         self._pending.clear()
+        self._held = 0
 
-    def _group_mappings(self, k: int, keep: np.ndarray, members: list[np.ndarray]
-                        ) -> tuple[np.ndarray, np.ndarray]:
-        """Every (factors, orders) of one group that fits and survives `_prune`, order classes
-        expanded."""
+    def _score_group(self, k: int, keep: np.ndarray, members: list[np.ndarray]) -> str | None:
+        """Score every mapping of one group that fits and survives `_prune`, order classes
+        expanded. The group's factor choices are streamed (`MapSpace.stream_factors`) and
+        scored block by block, so a group of any size is held a block at a time; the limits
+        are checked between blocks. Returns what stopped the search inside the group, if
+        anything."""
         options = [opts[rows] for opts, rows in zip(self.space.dim_options, members)]
-        factors = self._prune(k, self.space.enumerate_factors(keep, dim_options=options)[0])
-        if not len(factors):
-            return factors, np.zeros((0,) + self.space.default_orders().shape, dtype=np.int64)
-        index, orders = order_combos(self.space, factors, self._orders)
-        return factors[index], orders
+        for factors in self.space.stream_factors(keep, dim_options=options,
+                                                 stop=self._out_of_time):
+            try:
+                factors = self._prune(k, factors)
+            except BoundsInterrupted:
+                return TIME
+            for block, orders in order_expansions(self.space, factors):
+                self._submit(k, block, orders)
+                reason = self._stop_reason()
+                if reason is not None:
+                    return reason
+        return TIME if self._out_of_time() else None  # the stream stops early on time
+
+    def _out_of_time(self) -> bool:
+        limit = min(self.settings.exact_seconds, self.settings.max_seconds or math.inf)
+        return time.perf_counter() - self.start > limit
 
     def _stop_reason(self) -> str | None:
-        limit = min(self.settings.exact_seconds, self.settings.max_seconds or math.inf)
-        if time.perf_counter() - self.start > limit:
+        if self._out_of_time():
             return TIME
         if self.evaluated >= self.settings.exact_budget:
             return BUDGET
@@ -204,7 +222,8 @@ class ExactSearch:
                 break
             cols = [i for i, s in enumerate(space.slots) if s.level_index > top - depth]
             first, inverse = unique_rows(factors[:, cols, :].reshape(len(factors), -1))
-            bound = group_bounds(space, self.keeps[k], factors[first], depth, self.table)
+            bound = group_bounds(space, self.keeps[k], factors[first], depth, self.table,
+                                 self._out_of_time)
             factors = factors[bound.metric(self.settings.metric)[inverse]
                               <= self.best.primary]
         return factors
@@ -215,16 +234,28 @@ class ExactSearch:
         depth = min(MAX_DEPTH, top)
         cols = [i for i, s in enumerate(space.slots) if s.level_index > top - depth]
         first, inverse = unique_rows(factors[:, cols, :].reshape(len(factors), -1))
-        bound = group_bounds(space, self.keeps[k], factors[first], depth, self.table)
+        bound = group_bounds(space, self.keeps[k], factors[first], depth, self.table,
+                             self._out_of_time)
         return bound.metric(self.settings.metric)[inverse]
+
+    def _unbounded(self, stopped: str) -> Certificate:
+        """The certificate of a search stopped before its groups were bounded: the compute
+        bound is the only lower bound known."""
+        metric = self.settings.metric
+        return Certificate.build(metric, np.inf,
+                                 float(compute_bound(self.space, self.table).metric(metric)[0]),
+                                 stopped)
 
     def run_flat(self, rows: list[np.ndarray]) -> tuple[tuple | None, Certificate]:
         """Branch and bound over a space small enough to enumerate its factor choices at once
         (``rows`` per keep choice): choices are sorted by their deepest group bound and scored
         in chunks (the first small, for an early incumbent) until the next bound exceeds the
         best metric found."""
-        bound = np.concatenate([self._bounded_rows(k, r) for k, r in enumerate(rows) if len(r)]
-                               or [np.zeros(0)])
+        try:
+            bound = np.concatenate([self._bounded_rows(k, r) for k, r in enumerate(rows)
+                                    if len(r)] or [np.zeros(0)])
+        except BoundsInterrupted:
+            return None, self._unbounded(TIME)
         keep = np.concatenate([np.full(len(r), k) for k, r in enumerate(rows)])
         factors = np.concatenate(rows)
         visit = np.argsort(bound, kind="stable")
@@ -241,10 +272,9 @@ class ExactSearch:
             position += len(chosen)
             chosen = chosen[bound[chosen] <= self.best.primary]
             for k in np.unique(keep[chosen]):
-                part = factors[chosen[keep[chosen] == k]]
-                index, orders = order_combos(self.space, part, self._orders)
-                self._pending.append((int(k), part[index], orders))
-                self.evaluated += len(index)
+                for block, orders in order_expansions(self.space,
+                                                      factors[chosen[keep[chosen] == k]]):
+                    self._submit(int(k), block, orders)
             self._flush()
             size = CHUNK
         certificate = Certificate.build(self.settings.metric, self.best.primary, open_bound,
@@ -264,48 +294,44 @@ class ExactSearch:
         self.keeps = keep_sets(space)
         keep_arrays = [np.array([[ds in kept for ds in space.dataspaces] for kept in combo])
                        for combo in self.keeps]
-        enumerated = []
-        for keep in keep_arrays:
-            rows = space.enumerate_all(keep, FLAT_LIMIT)
+        enumerated, held = [], 0
+        for keep in keep_arrays:  # FLAT_LIMIT choices in all, however many keep choices
+            rows = space.enumerate_all(keep, FLAT_LIMIT - held)
             if rows is None:
                 break
             enumerated.append(rows)
+            held += len(rows)
         else:
             return self.run_flat(enumerated)
         if too_many_groups(space, self.keeps):
-            return None, Certificate.build(metric, np.inf,
-                                           space_lower_bound(space, self.table, metric), SIZE)
+            return None, self._unbounded(SIZE)
         outer, members = outer_assignments(space)
         bounds, groups = [], []
-        for k, keep in enumerate(self.keeps):
-            bounds.append(group_bounds(space, keep, outer, 1, self.table).metric(metric))
-            groups.extend((k, g) for g in range(len(outer)))
+        try:
+            for k, keep in enumerate(self.keeps):
+                bounds.append(group_bounds(space, keep, outer, 1, self.table,
+                                           self._out_of_time).metric(metric))
+                groups.extend((k, g) for g in range(len(outer)))
+        except BoundsInterrupted:
+            return None, self._unbounded(TIME)
         bound = np.concatenate(bounds)
         visit = np.argsort(bound, kind="stable")
-        stopped, open_bound, visited, pending = EXHAUSTED, np.inf, 0, 0
-        for position, g in enumerate(visit):
-            if bound[g] > self.best.primary and pending:
+        stopped, open_bound, visited = EXHAUSTED, np.inf, 0
+        for g in visit:
+            if bound[g] > self.best.primary and self._pending:
                 self._flush()
-                pending = 0
             if bound[g] > self.best.primary:
                 stopped = BOUND
                 break
             reason = self._stop_reason()
-            if reason is not None:
-                stopped, open_bound = reason, float(bound[visit[position:]].min())
+            if reason is None:
+                k, o = groups[g]
+                visited += 1
+                reason = self._score_group(k, keep_arrays[k], members[o])
+            if reason is not None:  # the smallest open bound: this group's (visit is sorted)
+                stopped, open_bound = reason, float(bound[g])
                 break
-            k, o = groups[g]
-            factors, orders = self._group_mappings(k, keep_arrays[k], members[o])
-            visited += 1
-            if len(factors):
-                self._pending.append((k, factors, orders))
-                pending += len(factors)
-                self.evaluated += len(factors)
-            if pending >= CHUNK or not np.isfinite(self.best.primary):
-                self._flush()
-                pending = 0
-        if pending:
-            self._flush()
+        self._flush()
         certificate = Certificate.build(metric, self.best.primary, open_bound, stopped,
                                         self.evaluated, len(visit), len(visit) - visited)
         return self.best.choice, certificate

@@ -8,8 +8,8 @@ spatial slot (fan-out to the level below, only where there is fan-out) inside it
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Mapping as MappingType
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -25,6 +25,8 @@ from .rowkeys import unique_rows
 
 TEMPORAL = "temporal"
 SPATIAL = "spatial"
+STREAM_CHUNK = 1 << 15  # pairs per step and rows per block of `MapSpace.stream_factors`
+SAMPLE_CAP = 1 << 20  # partial choices a regrown sample may hold before the space is streamed
 
 
 @dataclass(frozen=True)
@@ -162,14 +164,36 @@ class MapSpace:
         """Factor choices (n, slots, dims) that fit capacity (with packing), fan-out and the
         constraints' limits, never none while the space has any: a sample whose every row
         misses a minimum parallelism is drawn again four times larger, until complete (the
-        result is then empty only when no choice fits). ``dim_options`` replaces
-        `dim_options` (e.g. a subset with some slots fixed)."""
+        result is then empty only when no choice fits). A draw regrown past ``SAMPLE_CAP``
+        partial choices would not fit in memory, so the space is streamed instead
+        (`_stream_sample`). ``dim_options`` replaces `dim_options` (e.g. a subset with some
+        slots fixed)."""
         rng = rng or np.random.default_rng(0)
+        size = limit
         while True:
+            if limit is not None and size is not None and size < limit > SAMPLE_CAP:
+                return self._stream_sample(keep, size, rng, dim_options)
             rows, complete = self._enumerate(keep, limit, rng, dim_options)
             if len(rows) or complete:
                 return rows, complete
             limit = 4 * limit if limit is not None else None
+
+    def _stream_sample(self, keep: np.ndarray, size: int, rng: np.random.Generator,
+                       dim_options: Sequence[np.ndarray] | None) -> tuple[np.ndarray, bool]:
+        """A seeded uniform sample of ``size`` of every factor choice that fits, in stream
+        order, read from `stream_factors` in bounded memory: each choice gets a random key and
+        the ``size`` smallest keys stay. Complete when the space has no more choices."""
+        rows = np.zeros((0, len(self.slots), len(self.dims)), dtype=np.int64)
+        keys = np.zeros(0)
+        seen = 0
+        for block in self.stream_factors(keep, dim_options):
+            rows = np.concatenate([rows, block])
+            keys = np.concatenate([keys, rng.random(len(block))])
+            seen += len(block)
+            if len(rows) > size:
+                kept = np.sort(np.argpartition(keys, size)[:size])
+                rows, keys = rows[kept], keys[kept]
+        return rows, seen <= size
 
     def enumerate_all(self, keep: np.ndarray, limit: int) -> np.ndarray | None:
         """Every factor choice that fits, or None as soon as a step holds more than ``limit``
@@ -177,6 +201,52 @@ class MapSpace:
         rows, complete = self._enumerate(keep, limit, np.random.default_rng(0), None,
                                          give_up=True)
         return rows if complete else None
+
+    def stream_factors(self, keep: np.ndarray, dim_options: Sequence[np.ndarray] | None = None,
+                       chunk: int = STREAM_CHUNK, stop: Callable[[], bool] | None = None
+                       ) -> Iterator[np.ndarray]:
+        """Every factor choice that fits (what `enumerate_factors` lists without a limit, in
+        the same order), in blocks of about ``chunk`` rows.
+
+        Dimensions are added as in `_enumerate`, but depth first: when adding the next
+        dimension to all partial choices would test more than ``chunk`` (partial choice,
+        option) pairs, the partial choices are taken a slice at a time and each slice is
+        completed before the next. At most about ``chunk`` partial choices per dimension are
+        held, so the memory stays bounded however large the space is. A space whose choices
+        mostly fail at the last dimensions can take long between two blocks: ``stop`` is asked
+        before every step, and the stream ends early once it holds.
+        """
+        check = self.capacity(keep)
+        options, steps = self._options(check, dim_options)
+        held: list[np.ndarray] = []
+        count = 0
+        for partial in _depth_first(check, check.root(), options, steps, chunk, stop):
+            rows = self._rows(options, partial)
+            held.append(rows)
+            count += len(rows)
+            if count >= chunk:
+                yield np.concatenate(held)
+                held, count = [], 0
+        if count:
+            yield np.concatenate(held)
+
+    def _options(self, check: CapacityCheck, dim_options: Sequence[np.ndarray] | None
+                 ) -> tuple[list[np.ndarray], list[int]]:
+        """Each dimension's options that fit alone (others 1), and the order in which the
+        enumeration adds dimensions (fewest options first)."""
+        root = check.root()
+        options = []
+        for j, opts in enumerate(self.dim_options if dim_options is None else dim_options):
+            alone = check.extend(root, j, opts, np.zeros(len(opts), dtype=np.int64),
+                                 np.arange(len(opts)))
+            options.append(opts[alone.choice[:, j]])
+        return options, sorted(range(len(self.dims)), key=lambda j: len(options[j]))
+
+    def _rows(self, options: list[np.ndarray], partial: Partial) -> np.ndarray:
+        """The full factor choices ``[n, slots, dims]`` of complete partial choices that have
+        an allowed X/Y split and honour the constraints' limits."""
+        rows = np.stack([options[j][partial.choice[:, j]] for j in range(len(self.dims))], axis=2)
+        return rows[self.splits_ok(rows)]
 
     def _enumerate(self, keep: np.ndarray, limit: int | None, rng: np.random.Generator,
                    dim_options: Sequence[np.ndarray] | None, give_up: bool = False
@@ -186,25 +256,25 @@ class MapSpace:
         Each dimension's options are first pruned alone (others 1), then dimensions are added
         one at a time, fewest options first, and partial choices that overflow a buffer or a
         fan-out are dropped (tiles only grow). Everything is array arithmetic on option indices
-        (`CapacityCheck.extend`). When a step would test more than ``max(4 * limit, 2**16)``
-        (partial choice, option) pairs, a seeded random set of pairs is tested instead, and when
-        more than ``limit`` partial choices survive, a seeded random ``limit`` of them is kept;
-        the flag says whether the result is complete. With ``give_up`` an incomplete
-        enumeration stops at the first such step and returns no rows.
+        (`CapacityCheck.extend`). Without a limit this is `stream_factors` gathered. When a
+        step would test more than ``max(4 * limit, 2**16)`` (partial choice, option) pairs, a
+        seeded random set of pairs is tested instead, and when more than ``limit`` partial
+        choices survive, a seeded random ``limit`` of them is kept; the flag says whether the
+        result is complete. With ``give_up`` an incomplete enumeration stops at the first such
+        step and returns no rows.
         """
+        if limit is None:
+            blocks = list(self.stream_factors(keep, dim_options))
+            empty = np.zeros((0, len(self.slots), len(self.dims)), dtype=np.int64)
+            return np.concatenate(blocks) if blocks else empty, True
         check = self.capacity(keep)
-        root = check.root()
-        options = []
-        for j, opts in enumerate(self.dim_options if dim_options is None else dim_options):
-            alone = check.extend(root, j, opts, np.zeros(len(opts), dtype=np.int64),
-                                 np.arange(len(opts)))
-            options.append(opts[alone.choice[:, j]])
-        partial = root
+        options, steps = self._options(check, dim_options)
+        partial = check.root()
         complete = True
-        pairs_cap = max(4 * limit, 1 << 16) if limit is not None else None
-        for j in sorted(range(len(self.dims)), key=lambda j: len(options[j])):
+        pairs_cap = max(4 * limit, 1 << 16)
+        for j in steps:
             n, m = partial.size, len(options[j])
-            if pairs_cap is not None and n * m > pairs_cap:
+            if n * m > pairs_cap:
                 complete = False
                 if give_up:
                     break
@@ -213,15 +283,14 @@ class MapSpace:
             else:
                 parent, option = np.repeat(np.arange(n), m), np.tile(np.arange(m), n)
             partial = check.extend(partial, j, options[j], parent, option)
-            if limit is not None and partial.size > limit:
+            if partial.size > limit:
                 complete = False
                 if give_up:
                     break
                 partial = partial.take(np.sort(rng.choice(partial.size, limit, replace=False)))
         if give_up and not complete:
             return np.zeros((0, len(self.slots), len(self.dims)), dtype=np.int64), False
-        rows = np.stack([options[j][partial.choice[:, j]] for j in range(len(self.dims))], axis=2)
-        return rows[self.splits_ok(rows)], complete
+        return self._rows(options, partial), complete
 
     # ---- loop-order equivalence -----------------------------------------------------------
     @cached_property
@@ -479,6 +548,28 @@ class CapacityCheck:
         bounds = np.cumprod(factors, axis=1)[:, self.last_slot, :]  # (n, levels, dims)
         extents = [1 + sum(c * (bounds[:, :, d] - 1) for d, c in terms) for _, terms in self.ranks]
         return self._ok(extents, np.ones((factors.shape[0], len(self.fanouts)), dtype=np.int64))
+
+
+def _depth_first(check: CapacityCheck, partial: Partial, options: Sequence[np.ndarray],
+                 steps: Sequence[int], chunk: int, stop: Callable[[], bool] | None
+                 ) -> Iterator[Partial]:
+    """The completions of ``partial`` over the dimensions ``steps`` that fit, in the order a
+    breadth-first enumeration lists them (by partial choice, then option), each step testing
+    at most about ``chunk`` pairs at once; none after ``stop()`` holds."""
+    if not steps:
+        yield partial
+        return
+    j = steps[0]
+    m = len(options[j])
+    per = max(1, chunk // max(m, 1))
+    for start in range(0, partial.size, per):
+        if stop is not None and stop():
+            return
+        parents = np.arange(start, min(start + per, partial.size))
+        child = check.extend(partial, j, options[j], np.repeat(parents, m),
+                             np.tile(np.arange(m), len(parents)))
+        if child.size:
+            yield from _depth_first(check, child, options, steps[1:], chunk, stop)
 
 
 # ---- building the space --------------------------------------------------------------------
