@@ -2,6 +2,7 @@
 hand, never in CI).
 
     python benchmarks/bench_v04_exercises.py EXAMPLE_DESIGNS [--budget N] [--exact]
+        [--timeloop-version fork|v3] [--exact]
 
 EXAMPLE_DESIGNS is the exercises' ``workspace/example_designs/example_designs`` folder (with
 ``_components/``, ``_include/default_problem.yaml`` and each design's ``ref_outputs``). For every
@@ -30,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from wrapper.backends import evaluate_files, map_files  # noqa: E402
+from wrapper.spec.costmodel import TIMELOOP_VERSIONS, EngineSettings  # noqa: E402
 
 DESIGNS = ("eyeriss_like", "simba_like", "simple_weight_stationary", "simple_output_stationary")
 _SECTION = re.compile(r"^=== (\S+) ===$", re.M)
@@ -57,16 +59,16 @@ def design_files(root: Path, design: str) -> list[Path]:
             root / "_include" / "default_problem.yaml"]
 
 
-def compare(root: Path, design: str, budget: int, exact: bool) -> None:
+def compare(root: Path, design: str, budget: int, exact: bool, settings: EngineSettings) -> None:
     ref = root / design / "ref_outputs" / "default_problem"
     text = (ref / "timeloop-mapper.stats.txt").read_text()
     ref_cycles = int(re.search(r"^Cycles: (\d+)", text, re.M)[1])
     ref_uj = float(re.search(r"^Energy: ([\d.]+) uJ", text, re.M)[1])
     files = design_files(root, design)
     ert = ref / "timeloop-mapper.ERT.yaml"
-    stats = evaluate_files([*files, ref / "timeloop-mapper.map.yaml", ert])
+    stats = evaluate_files([*files, ref / "timeloop-mapper.map.yaml", ert], settings=settings)
     ours_uj = stats.energy_pj / 1e6
-    print(f"\n{design}: stored mapping, stored ERT")
+    print(f"\n{design}: stored mapping, stored ERT, {settings.timeloop_version} accounting")
     print(f"  cycles  ours {stats.cycles}  ref {ref_cycles}  "
           f"{'equal' if stats.cycles == ref_cycles else 'DIFFERENT'}")
     print(f"  energy  ours {ours_uj:.3f} uJ  ref {ref_uj:.2f} uJ  "
@@ -92,7 +94,7 @@ def compare(root: Path, design: str, budget: int, exact: bool) -> None:
         mapper.write_text(f"mapper: {{exact: {str(exact).lower()}, max_evaluations: {budget}, "
                           "seed: 0}\n")
         start = time.perf_counter()
-        _, _, found = map_files([*files, ert, mapper], Path(tmp, "out"))
+        _, _, found = map_files([*files, ert, mapper], Path(tmp, "out"), settings=settings)
         seconds = time.perf_counter() - start
     ref_edp = ref_uj * 1e6 * ref_cycles
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -108,9 +110,12 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=5000, help="mapper evaluations per design")
     parser.add_argument("--exact", action="store_true",
                         help="run the default mapper (exact search first), not sampling only")
+    parser.add_argument("--timeloop-version", choices=TIMELOOP_VERSIONS, default="fork",
+                        help="whose accounting the built-in engine follows (default: fork)")
     args = parser.parse_args()
+    settings = EngineSettings(timeloop_version=args.timeloop_version)
     for design in DESIGNS:
-        compare(Path(args.designs), design, args.budget, args.exact)
+        compare(Path(args.designs), design, args.budget, args.exact, settings)
 
 
 if __name__ == "__main__":
