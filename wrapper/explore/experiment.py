@@ -238,14 +238,14 @@ class Experiment:
         """Which genomes get a full QAT: with search.screen_fraction, each not yet trained
         fully is screened (a QAT on that share of an epoch), and kept when no screen of this
         run, earlier or in this batch, beats it by search.screen_margin in accuracy at no more
-        hardware cost; a full evaluation already stored is always kept. The first generation
+        hardware cost; one this run already trained fully is always kept. The first generation
         keeps at least two, so a population can breed."""
         search = self.config.search
         if not search.screen_fraction or not self.uses_accuracy:
             return [True] * len(genomes)
         phase = self.phase(generation)
-        keys = self.accuracy_keys([(generation, g, phase) for g in genomes])
-        trained = {g for g in genomes if self.store.get_accuracy(keys[g, phase][0]) is not None}
+        evaluated = self.accuracy_keys()  # by this run: another run's cached result is no reason
+        trained = {g for g in genomes if (g, phase) in evaluated}
         batch = [g for g in dict.fromkeys(genomes) if g not in trained]
         if not batch:
             return [True] * len(genomes)
