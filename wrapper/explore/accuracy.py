@@ -228,7 +228,7 @@ class Accuracy:
         self.float_checkpoint(executor)
         settings = self.settings(phase)
         cost = self.equivalents(settings)
-        jobs = {key: (genome, phase if parent is None else f"{phase}-warm",
+        jobs = {key: (genome, phase,
                       (self.config.model.name, genome, self.data_spec, settings,
                        self.float_checkpoint(), self.config.qat.threads,
                        None if parent is None else str(self.trained_path(parent)),
