@@ -267,21 +267,16 @@ class Experiment:
 
     def _beats(self, other: tuple[float, ...], values: tuple[float, ...],
                margin: float) -> bool:
-        """Whether screen values ``other`` dominate ``values`` with the accuracy ``margin``
-        (better by more than it) and no worse hardware cost."""
+        """Whether screen values ``other`` beat ``values``: accuracy better by more than
+        ``margin``, no hardware objective worse."""
         if not all(math.isfinite(v) for v in other):
             return False
-        better = False
         for objective, a, b in zip(self.objectives, other, values):
-            if objective.name == "accuracy":
-                if not a - margin >= b:
-                    return False
-                better = better or a - margin > b
-            elif not math.isfinite(b) or a <= b:
-                better = better or not math.isfinite(b) or a < b
-            else:
+            if objective.name == "accuracy" and not a - margin > b:
                 return False
-        return better
+            if objective.name != "accuracy" and a > b:
+                return False
+        return True
 
     def _map(self, genomes: Sequence[Genome], desc: str) -> None:
         """Run the mapper for every layer of ``genomes`` not yet stored, with a progress bar."""
