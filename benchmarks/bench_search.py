@@ -14,7 +14,8 @@ evaluation (``final.evaluate=false``: it takes no part in the hypervolume):
 - ``nsga2-seeded``: NSGA-II with the sensitivity-probe seeding, full probes, every candidate a
   full QAT from float (the earlier default's search without its surrogate), two generations;
 - ``default``: the default search (guided NSGA-II, sensitivity seeding on cheap probes, the
-  probe prior in the surrogate, screens, warm starts), six generations;
+  probe prior in the surrogate, screens, warm starts), three generations (about 32
+  equivalents);
 - ablations, each the default with one idea switched off (not run unless named):
   ``no-screen`` (search.screen_fraction=0, two generations), ``no-warm``
   (search.warm_start=false), ``no-prior`` (search.probe_prior=false).
@@ -55,10 +56,10 @@ SEARCHES = {"paper": (2, ["search.algorithm=nsga2", "search.seeding=uniform",  #
                           *EVERY_RUN_FULL]),
             "nsga2-seeded": (2, ["search.algorithm=nsga2", "search.seeding=sensitivity",
                                  "search.probe_fraction=1", *EVERY_RUN_FULL]),
-            "default": (6, []),
+            "default": (3, []),  # about 32 equivalents
             "no-screen": (2, ["search.screen_fraction=0"]),
-            "no-warm": (6, ["search.warm_start=false"]),
-            "no-prior": (6, ["search.probe_prior=false"])}
+            "no-warm": (3, ["search.warm_start=false"]),
+            "no-prior": (3, ["search.probe_prior=false"])}
 COMPARED = ["paper", "nsga2-seeded", "default"]
 REFERENCE = np.array([0.0, 1.1, 1.1])
 BUDGET = ["data.resolution=16", "qat.epochs=1", "search.parents=10", "search.offspring=10",
