@@ -1,26 +1,36 @@
 """Front quality per QAT cost: the paper's search against seeded NSGA-II and the default search
 (run by hand, never in CI). Writes a CSV and a plot and prints the figures.
 
-  python benchmarks/bench_search.py [-o DIR] [--seeds 0 1 2 3 4] [--generations 2]
+  python benchmarks/bench_search.py [-o DIR] [--seeds 0 1 2 3 4] [--generations N]
         [--searches paper nsga2-seeded default] [--set k=v ...]
 
 Each search runs the default experiment (test-sized: 16 px digits, 1 QAT epoch, 10 + 10
-individuals) once per seed through ``python -m wrapper.explore``:
+individuals) once per seed through ``python -m wrapper.explore``, without the final
+evaluation (``final.evaluate=false``: it takes no part in the hypervolume):
 
-- ``paper``: the paper's search, NSGA-II with uniform (plus random) seeding, 10 + 10, cut at
-  30 QAT runs (the initial population and two generations); the reference;
-- ``nsga2-seeded``: NSGA-II with the sensitivity-probe seeding;
-- ``default``: the default search (guided NSGA-II with sensitivity seeding).
+- ``paper``: the paper's search exactly, NSGA-II with uniform (plus random) seeding, every
+  candidate a full QAT from float (no screens, no warm starts), cut at 30 QAT runs (the initial
+  population and two generations); the reference;
+- ``nsga2-seeded``: NSGA-II with the sensitivity-probe seeding, full probes, every candidate a
+  full QAT from float (the earlier default's search without its surrogate), two generations;
+- ``default``: the default search (guided NSGA-II, sensitivity seeding on cheap probes, the
+  probe prior in the surrogate, screens, warm starts), three generations (about 32
+  equivalents);
+- ablations, each the default with one idea switched off (not run unless named):
+  ``no-screen`` (search.screen_fraction=0, two generations), ``no-warm``
+  (search.warm_start=false), ``no-prior`` (search.probe_prior=false).
 
 Cost axis: QAT-run equivalents, what every accuracy cost in samples processed relative to one
-full one-epoch QAT run (``qat_equivalents`` of candidates.csv and run.json), the sensitivity
-probes included and charged before the first candidate. Every run shares one store, so the
-float checkpoint is trained once and a configuration several runs draw is trained once; each
-run is still charged for every distinct accuracy it used.
+full one-epoch QAT run (``qat_equivalents`` of candidates.csv and run.json): the sensitivity
+probes charged before the first candidate, then every screen and every full QAT in the order
+the run made them. Every run shares one store (the float checkpoint is trained once, the
+hardware table is mapped once, a configuration several runs draw is trained once); each run is
+still charged for every distinct accuracy it used.
 
-Hypervolume of (validation accuracy, energy, memory) over every candidate a run evaluated, with
-pymoo's HV, after normalizing energy and memory by the all-8-bit network (a uniform seed of
-every run): minimize (-accuracy, energy / E8, memory / M8) against the fixed reference point
+Hypervolume of (validation accuracy, energy, memory) over every candidate a run trained fully
+(a screen's accuracy never counts: a screened-out candidate is not on any front), with pymoo's
+HV, after normalizing energy and memory by the all-8-bit network (a uniform seed of every
+run): minimize (-accuracy, energy / E8, memory / M8) against the fixed reference point
 (0, 1.1, 1.1). Runs already finished in DIR are read, not rerun.
 """
 
@@ -40,25 +50,32 @@ from pymoo.indicators.hv import HV
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
-# Each compared search: its explore overrides. The first one is the reference.
-SEARCHES = {"paper": ["search.algorithm=nsga2", "search.seeding=uniform"],
-            "nsga2-seeded": ["search.algorithm=nsga2", "search.seeding=sensitivity"],
-            "default": []}
-PAPER_GENERATIONS = 2  # 10 + 2 x 10 = 30 QAT runs
+# Each compared search: its generations and explore overrides. The first one is the reference.
+EVERY_RUN_FULL = ["search.screen_fraction=0", "search.warm_start=false"]
+SEARCHES = {"paper": (2, ["search.algorithm=nsga2", "search.seeding=uniform",  # 10 + 2 x 10
+                          *EVERY_RUN_FULL]),
+            "nsga2-seeded": (2, ["search.algorithm=nsga2", "search.seeding=sensitivity",
+                                 "search.probe_fraction=1", *EVERY_RUN_FULL]),
+            "default": (3, []),  # about 32 equivalents
+            "no-screen": (2, ["search.screen_fraction=0"]),
+            "no-warm": (3, ["search.warm_start=false"]),
+            "no-prior": (3, ["search.probe_prior=false"])}
+COMPARED = ["paper", "nsga2-seeded", "default"]
 REFERENCE = np.array([0.0, 1.1, 1.1])
 BUDGET = ["data.resolution=16", "qat.epochs=1", "search.parents=10", "search.offspring=10",
-          "final.points=0", "final.seeds=1", "executor.workers=2"]
+          "final.evaluate=false", "executor.workers=2"]
 CHECKPOINTS = (12.0, 20.0, 30.0)  # equivalents at which the HV of every search is printed
 
 Curve = list[tuple[float, float]]  # (QAT-run equivalents spent, hypervolume)
 
 
-def run(out: Path, search: str, seed: int, generations: int, extra: list[str]) -> Path:
+def run(out: Path, search: str, seed: int, generations: int | None, extra: list[str]) -> Path:
     """One explore run (skipped when its results exist); returns its results folder."""
     folder = out / f"{search}-s{seed}"
     if not (folder / "run.json").is_file():
-        generations = PAPER_GENERATIONS if search == "paper" else generations
-        sets = [*BUDGET, f"search.generations={generations}", *SEARCHES[search],
+        own, overrides = SEARCHES[search]
+        generations = own if generations is None or search == "paper" else generations
+        sets = [*BUDGET, f"search.generations={generations}", *overrides,
                 f"seed={seed}", f"store={out / 'store.sqlite'}", *extra]
         args = [sys.executable, "-m", "wrapper.explore", "-o", str(folder)]
         for item in sets:
@@ -68,42 +85,47 @@ def run(out: Path, search: str, seed: int, generations: int, extra: list[str]) -
     return folder
 
 
-def archive(folder: Path) -> tuple[float, list[tuple[tuple[int, ...], tuple[float, ...], float]]]:
-    """The probes' cost, then the distinct configurations in the order the run first evaluated
-    them, with (validation accuracy, energy, memory) and the cost of the accuracy."""
+Point = tuple[tuple[int, ...], tuple[float, ...], float, bool]  # bits, values, cost, full
+
+
+def archive(folder: Path) -> tuple[float, list[Point]]:
+    """The probes' cost, then each distinct accuracy (configuration and fidelity) in the order
+    the run made it: bits, (validation accuracy, energy, memory), its cost, and whether it is a
+    full QAT (not a screen)."""
     probes = json.loads((folder / "run.json").read_text())["qat_equivalents"]["probes"]
     with open(folder / "candidates.csv") as handle:
         rows = list(csv.DictReader(handle))
-    seen: dict[tuple[int, ...], tuple[tuple[float, ...], float]] = {}
+    seen: dict[tuple[tuple[int, ...], bool], tuple[tuple[float, ...], float]] = {}
     for row in rows:
         bits = tuple(int(v) for k, v in row.items() if k.startswith("L") and v)
-        if bits not in seen and row["val_accuracy"]:
-            seen[bits] = ((float(row["val_accuracy"]), float(row["energy_pj"] or math.inf),
-                           float(row["memory_bits"] or math.inf)),
-                          float(row["qat_equivalents"] or 0.0))
-    return float(probes), [(bits, values, cost) for bits, (values, cost) in seen.items()]
+        full = not row["accuracy_source"].startswith("screen")
+        if (bits, full) not in seen and row["val_accuracy"]:
+            seen[bits, full] = ((float(row["val_accuracy"]),
+                                 float(row["energy_pj"] or math.inf),
+                                 float(row["memory_bits"] or math.inf)),
+                                float(row["qat_equivalents"] or 0.0))
+    return float(probes), [(bits, values, cost, full)
+                           for (bits, full), (values, cost) in seen.items()]
 
 
-def eight_bit_scale(points: list[tuple[tuple[int, ...], tuple[float, ...], float]]
-                    ) -> tuple[float, float]:
+def eight_bit_scale(points: list[Point]) -> tuple[float, float]:
     """(energy, memory) of the all-8-bit network, the normalization of every run."""
-    for bits, (_, energy, memory), _ in points:
+    for bits, (_, energy, memory), _, _ in points:
         if set(bits) == {8}:
             return energy, memory
     raise SystemExit("the all-8-bit seed is missing: keep search.bits up to 8")
 
 
-def hv_curve(probes: float, points: list[tuple[tuple[int, ...], tuple[float, ...], float]],
-             scale: tuple[float, float]) -> Curve:
-    """(equivalents spent, hypervolume) after each evaluated configuration."""
+def hv_curve(probes: float, points: list[Point], scale: tuple[float, float]) -> Curve:
+    """(equivalents spent, hypervolume of the full QAT results so far) after each accuracy."""
     indicator = HV(ref_point=REFERENCE)
-    values = np.array([[-acc, energy / scale[0], memory / scale[1]]
-                       for _, (acc, energy, memory), _ in points])
-    spent, curve = probes, []
-    for n, (_, _, cost) in enumerate(points, start=1):
+    spent, curve, front = probes, [], []
+    for _, (acc, energy, memory), cost, full in points:
         spent += cost
-        inside = values[:n][np.all(np.isfinite(values[:n]) & (values[:n] < REFERENCE), axis=1)]
-        curve.append((spent, float(indicator(inside)) if len(inside) else 0.0))
+        vector = np.array([-acc, energy / scale[0], memory / scale[1]])
+        if full and np.all(np.isfinite(vector) & (vector < REFERENCE)):
+            front.append(vector)
+        curve.append((spent, float(indicator(np.array(front))) if front else 0.0))
     return curve
 
 
@@ -165,11 +187,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--out", type=Path, default=ROOT / "results" / "bench_search")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--generations", type=int, default=2,
-                        help="generations of the searches other than the paper's")
+    parser.add_argument("--generations", type=int, default=None,
+                        help="generations of the searches other than the paper's (default: "
+                             "each search's own)")
     parser.add_argument("--set", dest="extra", action="append", default=[],
                         help="more explore overrides, applied to every search")
-    parser.add_argument("--searches", nargs="+", default=list(SEARCHES), choices=list(SEARCHES),
+    parser.add_argument("--searches", nargs="+", default=COMPARED, choices=list(SEARCHES),
                         help="searches to compare; the first is the reference")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,12 @@
 """The accuracy objective: QAT jobs and the store-backed accuracy of bit configurations.
 
+Three fidelity levels (docs/search.md): the sensitivity probes (no training, on
+``search.probe_fraction`` of the calibration batches and validation split), the screens (QAT on
+``search.screen_fraction`` of one epoch) and the full QAT the front is made of. A search QAT job
+may start from the weights of the nearest configuration the run trained fully
+(``search.warm_start``); the key of its accuracy names that start, and every fully trained net is
+kept under the store's checkpoints folder so a resumed run finds the same starts.
+
 PyTorch and the QAT package are imported inside the job functions only: they are heavy, and a
 hardware-only experiment (no accuracy objective) never needs them.
 """
@@ -16,7 +23,7 @@ from typing import Callable, Sequence
 from tqdm import tqdm
 
 from ..errors import ConfigError
-from ..qat.settings import ModelSpec, TrainSettings
+from ..qat.settings import ModelSpec, TrainSettings, portion
 from ..spec.hashing import content_hash
 from .config import ExperimentConfig
 from .executors import Executor, SerialExecutor, Task
@@ -32,15 +39,18 @@ def cached_data(spec: object) -> object:
 
 
 def qat_accuracy(model: str, bits: Genome, data_spec: object, settings: object,
-                 checkpoint: str, threads: int) -> float:
-    """The QAT job: top-1 after fine-tuning ``bits`` from the float checkpoint, on a fixed
-    number of threads (the result depends on it, and oversubscribed cores slow PyTorch 5x)."""
+                 checkpoint: str, threads: int, warm: str | None = None,
+                 out: str | None = None) -> float:
+    """The QAT job: top-1 after fine-tuning ``bits`` from the float checkpoint (its weights
+    replaced by those of the QAT checkpoint ``warm`` when given; the trained net written to
+    ``out`` when given), on a fixed number of threads (the result depends on it, and
+    oversubscribed cores slow PyTorch 5x)."""
     import torch
 
     from ..qat.train import evaluate_bit_config
     torch.set_num_threads(threads)
     return evaluate_bit_config(model, bits, cached_data(data_spec), settings,  # type: ignore[arg-type]
-                               checkpoint)
+                               checkpoint, warm=warm, out=out)
 
 
 def ptq_accuracy(bits: Genome, data_spec: object, settings: object, checkpoint: str,
@@ -84,14 +94,28 @@ def samples_processed(settings: TrainSettings, n_train: int, n_val: int, n_test:
                       trained: bool = True) -> int:
     """Samples one accuracy job passes through the net, the unit its cost is counted in: the
     activation calibration batches, then per epoch the training split (full batches only), the
-    BatchNorm re-estimation batches and the validation split; a probe (``trained`` False) does
-    one re-estimation and one validation pass; ``n_test`` the final evaluation's test pass."""
-    batch = settings.batch_size
-    calibration = min(n_train, max(1, settings.calibration_batches) * batch)
-    recalibration = min(n_train, settings.bn_recalibration_batches * batch)
-    train = (n_train // batch) * batch if n_train > batch else n_train
-    epoch = recalibration + n_val + (train if trained else 0)
+    BatchNorm re-estimation batches and the validation split, each cut to its
+    ``settings.fraction`` as the trainer cuts it; a probe (``trained`` False) does one
+    re-estimation and one validation pass; ``n_test`` the final evaluation's test pass."""
+    batch, share = settings.batch_size, settings.fraction
+    calibration = min(n_train, portion(max(1, settings.calibration_batches), share) * batch)
+    recalibration = min(n_train, portion(settings.bn_recalibration_batches, share) * batch)
+    train = portion(n_train // batch, share) * batch if n_train > batch else n_train
+    epoch = recalibration + portion(n_val, share) + (train if trained else 0)
     return calibration + (settings.epochs if trained else 1) * epoch + n_test
+
+
+def identity(settings: TrainSettings) -> dict[str, object]:
+    """The settings that decide a run's result: not where or how visibly it runs, and
+    ``fraction`` only when it cuts the run (so full runs keep the keys they always had)."""
+    dropped = {"device", "progress", "num_workers", *(("fraction",) if settings.fraction >= 1.0
+                                                      else ())}
+    return {k: v for k, v in asdict(settings).items() if k not in dropped}
+
+
+def distance(first: Genome, second: Genome) -> int:
+    """How far apart two configurations are: the summed per-layer, per-operand bit difference."""
+    return sum(abs(a - b) for x, y in zip(first, second) for a, b in zip(x, y))
 
 
 class Accuracy:
@@ -123,12 +147,34 @@ class Accuracy:
             return f"proxy-qat-{qat.proxy_epochs}ep"
         return f"qat-{qat.epochs}ep"
 
+    def screen_phase(self) -> str:
+        """The accuracy source of a screen, e.g. 'screen-qat-0.25ep'."""
+        return f"screen-qat-{self.config.search.screen_fraction:g}ep"
+
     def settings(self, phase: str, epochs: int | None = None) -> TrainSettings:
-        """The QAT settings of one job of ``phase`` (or of ``epochs`` epochs)."""
+        """The QAT settings of one job of ``phase`` (or of ``epochs`` epochs); a screen is
+        screen_fraction of a one-epoch run."""
         qat = self.config.qat
+        if is_screen(phase):
+            return replace(qat.train_settings(1), fraction=self.config.search.screen_fraction)
         if epochs is None:
             epochs = qat.proxy_epochs if phase.startswith("proxy") else qat.epochs
         return qat.train_settings(epochs)
+
+    def trained_path(self, key: str) -> Path:
+        """Where the net a full search QAT run trained is kept (the warm starts of later runs)."""
+        return self.checkpoint_dir / f"qat-{key[:16]}.pt"
+
+    def parent(self, genome: Genome, trained: Sequence[tuple[Genome, str]]) -> str | None:
+        """The accuracy key of the warm start of ``genome``: of all fully trained (genome, key)
+        pairs whose net is kept, the nearest in bits (`distance`), the earliest on ties;
+        None without search.warm_start or without such a pair (then QAT starts from float)."""
+        if not self.config.search.warm_start:
+            return None
+        options = [(distance(genome, other), index, key)
+                   for index, (other, key) in enumerate(trained)
+                   if other != genome and self.trained_path(key).is_file()]
+        return min(options)[2] if options else None
 
     def float_checkpoint(self, executor: Executor | None = None) -> str:
         """The float starting point: the configured file, or one trained (once) and stored."""
@@ -143,8 +189,7 @@ class Accuracy:
         qat = self.config.qat
         settings = replace(qat.train_settings(qat.float_epochs), lr=qat.float_lr)
         key = content_hash("float", asdict(model), asdict(self.config.data), qat.threads,
-                           {k: v for k, v in asdict(settings).items()
-                            if k not in ("device", "progress", "num_workers")})
+                           identity(settings))
         path = self.checkpoint_dir / f"float-{key[:16]}.pt"
         if not path.is_file():
             print(f"training the float {model.name} ({qat.float_epochs} epochs)", file=sys.stderr)
@@ -161,34 +206,36 @@ class Accuracy:
         """The configured net with as many classes as the data has."""
         return replace(self.config.model, num_classes=self.num_classes)
 
-    def _key(self, kind: str, genome: Genome, settings: TrainSettings) -> str:
-        """(kind, model, data, QAT settings, float start, bits): the identity of one accuracy."""
+    def _key(self, kind: str, genome: Genome, settings: TrainSettings, *start: str) -> str:
+        """(kind, model, data, QAT settings, float start, bits[, warm start]): the identity of
+        one accuracy."""
         self.float_checkpoint()
         assert self._checkpoint is not None
-        plain = {k: v for k, v in asdict(settings).items()
-                 if k not in ("device", "progress", "num_workers")}
         return content_hash(kind, asdict(self.config.model), asdict(self.config.data),
-                            plain, self.config.qat.threads, self._checkpoint[1],
-                            [list(p) for p in genome])
+                            identity(settings), self.config.qat.threads, self._checkpoint[1],
+                            [list(p) for p in genome], *start)
 
-    def key(self, genome: Genome, phase: str) -> str:
-        """The store key of the search's validation score of ``genome`` in ``phase``."""
-        return self._key("accuracy", genome, self.settings(phase))
+    def key(self, genome: Genome, phase: str, parent: str | None = None) -> str:
+        """The store key of the search's validation score of ``genome`` in ``phase``, warm-
+        started from the net of the accuracy keyed ``parent`` (None: from float)."""
+        return self._key("accuracy", genome, self.settings(phase),
+                         *(() if parent is None else (parent,)))
 
-    def get(self, genome: Genome, phase: str) -> AccuracyResult | None:
-        return self.store.get_accuracy(self.key(genome, phase))
-
-    def ensure(self, genomes: Sequence[Genome], phase: str, executor: Executor,
-               desc: str) -> None:
-        """QAT every genome not yet stored for ``phase``, with a progress bar and ETA."""
+    def ensure(self, entries: Sequence[tuple[Genome, str, str | None]], phase: str,
+               executor: Executor, desc: str) -> None:
+        """QAT every (genome, key, parent key) not yet stored for ``phase``, with a progress
+        bar and ETA; a full run keeps its trained net (`trained_path`)."""
         self.float_checkpoint(executor)
         settings = self.settings(phase)
         cost = self.equivalents(settings)
-        jobs = {self.key(g, phase): (g, phase, (self.config.model.name, g, self.data_spec,
-                                                 settings, self.float_checkpoint(),
-                                                 self.config.qat.threads), cost)
-                for g in genomes if self.get(g, phase) is None}
-        self._run(jobs, qat_accuracy, executor, f"{desc} QAT", tested=False)
+        jobs = {key: (genome, phase,
+                      (self.config.model.name, genome, self.data_spec, settings,
+                       self.float_checkpoint(), self.config.qat.threads,
+                       None if parent is None else str(self.trained_path(parent)),
+                       None if is_screen(phase) else str(self.trained_path(key))), cost)
+                for genome, key, parent in entries if self.store.get_accuracy(key) is None}
+        self._run(jobs, qat_accuracy, executor, f"{desc} {'screen' if is_screen(phase) else 'QAT'}",
+                  tested=False)
 
     # -- per-layer sensitivity: one layer at a time at the lowest width, no training ---------
 
@@ -197,10 +244,15 @@ class Accuracy:
         searched width, every other layer at the widest."""
         bits = self.config.search.bits
         low, high = min(bits), max(bits)
-        settings = self.settings(self.phase(0))
+        settings = self.probe_settings()
         genomes = [tuple((low, low) if i == layer else (high, high) for i in range(n_layers))
                    for layer in range(n_layers)]
         return [(self._key("sensitivity", g, settings), g) for g in genomes]
+
+    def probe_settings(self) -> TrainSettings:
+        """The probes' settings: the first generation's, cut to search.probe_fraction."""
+        return replace(self.settings(self.phase(0)),
+                       fraction=self.config.search.probe_fraction)
 
     def spent(self, keys: Sequence[str]) -> float:
         """QAT-run equivalents the stored accuracies under ``keys`` cost (missing ones and
@@ -208,12 +260,12 @@ class Accuracy:
         results = (self.store.get_accuracy(key) for key in dict.fromkeys(keys))
         return round(sum(r.equivalents or 0.0 for r in results if r is not None), 3)
 
-    def sensitivity_ranking(self, n_layers: int, executor: Executor) -> list[int]:
-        """Layer indices, most quantization-sensitive first: each layer alone at the lowest
-        searched width (every other layer at the widest), scored on validation without
-        training. Stored like any accuracy, so a resumed run reuses the probes."""
+    def probe_accuracies(self, n_layers: int, executor: Executor) -> list[float]:
+        """Per layer the validation top-1 of that layer alone at the lowest searched width
+        (every other layer at the widest), without training: the first fidelity level. Stored
+        like any accuracy, so a resumed run reuses the probes."""
         low = min(self.config.search.bits)
-        settings = self.settings(self.phase(0))
+        settings = self.probe_settings()
         self.float_checkpoint(executor)
         probes = self.probes(n_layers)
         cost = self.equivalents(settings, trained=False)
@@ -223,8 +275,7 @@ class Accuracy:
                 for key, genome in probes if self.store.get_accuracy(key) is None}
         self._run(jobs, ptq_accuracy, executor, "layer sensitivity", tested=False)
         scores = [self.store.get_accuracy(key) for key, _ in probes]
-        accuracy = [s.accuracy if s is not None else 0.0 for s in scores]
-        return sorted(range(n_layers), key=lambda i: (accuracy[i], i))
+        return [s.accuracy if s is not None else 0.0 for s in scores]
 
     # -- the final evaluation: fresh seeds, validation and test ------------------------------
 
@@ -281,3 +332,8 @@ class Accuracy:
                     self.store.put_accuracy(AccuracyResult(outcome.key, genome, 0.0,
                                                            f"{source}-failed",
                                                            0.0 if tested else None, cost))
+
+
+def is_screen(phase: str) -> bool:
+    """Whether ``phase`` names a screen (a cheap QAT that only decides who gets a full one)."""
+    return phase.startswith("screen")

@@ -76,7 +76,8 @@ class SearchConfig(GuidedSettings):
     a large pool of children by predicted accuracy and exact hardware cost and trains only the
     best (wrapper/explore/guided.py). ``seeding``: 'uniform' is the paper's initial population,
     'sensitivity' adds seeds that keep the layers a one-at-a-time probe found most sensitive
-    wide. The defaults are the combination that reached the best hypervolume per QAT run
+    wide. ``screen_fraction``, ``warm_start`` and ``probe_prior`` spend fewer QAT-run
+    equivalents per front (docs/search.md, "Fewer QAT runs"). The defaults are the combination that reached the best hypervolume per QAT run
     (benchmarks/bench_search.py); experiments/paper.yaml sets the paper's."""
 
     algorithm: str = setting("guided", choices=ALGORITHMS, help="search algorithm")
@@ -89,6 +90,20 @@ class SearchConfig(GuidedSettings):
                                           help="what the search trades off")
     last_outputs_bits: int = setting(8, minimum=1, maximum=16,
                                      help="Outputs bits of the last layer")
+    screen_fraction: float = setting(0.25, minimum=0.0, maximum=0.95,
+                                     help="share of one QAT epoch a screen trains on; only the "
+                                          "candidates the screens place on the front get a full "
+                                          "QAT (0: every candidate gets a full QAT)")
+    screen_margin: float = setting(0.01, minimum=0.0, maximum=1.0,
+                                   help="accuracy by which another screen must beat a candidate "
+                                        "(at no more cost) to keep it from a full QAT")
+    warm_start: bool = setting(True, help="start each search QAT from the weights of the "
+                                          "nearest configuration (in bits) the run trained fully")
+    probe_fraction: float = setting(0.125, above=0.0, maximum=1.0,
+                                    help="share of the calibration batches and validation split "
+                                         "a sensitivity probe uses")
+    probe_prior: bool = setting(True, help="guided search: weight each layer's features in the "
+                                           "accuracy surrogate by its probe's accuracy drop")
 
 
 @dataclass(frozen=True)
@@ -134,6 +149,8 @@ class FinalConfig:
                         help="fresh QAT seeds per evaluated configuration")
     epochs: int | None = setting(None, minimum=1, maximum=10_000,
                                  help="QAT epochs of each retraining (default: qat.epochs)")
+    evaluate: bool = setting(True, help="run the final evaluation (false: the search alone, "
+                                        "a report without test figures or headline)")
 
 
 @dataclass(frozen=True)

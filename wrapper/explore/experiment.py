@@ -30,10 +30,10 @@ from ..spec.constraints import adapt_constraints_for_shape
 from ..spec.problem import CNN_LAYER_SHAPE, DEPTHWISE_SHAPE, GROUPED_SHAPE
 from ..spec.templates import write_arch
 from ..spec.yamlio import load_specs
-from .accuracy import Accuracy, cached_data
+from .accuracy import Accuracy, cached_data, is_screen
 from .config import ArchConfig, ExperimentConfig, load_config, save_config
 from .executors import Executor, make_executor
-from .guided import guided
+from .guided import guided, probe_weights
 from .hardware import HardwareCost, layer_precisions
 from .nsga2 import Genome, Objective, SearchResult, nsga2, protected_genomes, uniform_genomes
 from .report import write_report
@@ -155,11 +155,53 @@ class Experiment:
     def phase(self, generation: int) -> str:
         return self.accuracy.phase(generation) if self.uses_accuracy else "hardware"
 
-    def candidate(self, genome: Genome, phase: str | None = None) -> Candidate:
-        """A candidate from stored results only (accuracy None when not computed)."""
+    def candidate(self, genome: Genome, phase: str | None = None,
+                  keys: dict[tuple[Genome, str], tuple[str, str | None]] | None = None
+                  ) -> Candidate:
+        """A candidate from stored results only (accuracy None when not computed), its
+        accuracy looked up under this run's key (`accuracy_keys`, computed when not given)."""
         phase = phase or self.accuracy.phase(self.config.search.generations)
-        accuracy = self.accuracy.get(genome, phase) if self.uses_accuracy else None
+        accuracy = None
+        if self.uses_accuracy:
+            entry = (keys if keys is not None else self.accuracy_keys()).get((genome, phase))
+            accuracy = None if entry is None else self.store.get_accuracy(entry[0])
         return Candidate(genome, self.hardware.totals(genome), accuracy)
+
+    @property
+    def screen_run(self) -> str:
+        """Where the store keeps this run's screens (apart from its full evaluations)."""
+        return f"{self.run_id}:screen"
+
+    def run_evaluations(self) -> list[tuple[int, Genome, tuple[float, ...], str]]:
+        """Every evaluation of this run, screens and full ones, by generation (a generation's
+        screens first, as they ran)."""
+        rows = self.store.evaluations(self.screen_run) + self.store.evaluations(self.run_id)
+        return sorted(rows, key=lambda row: (row[0], not is_screen(row[3])))
+
+    def accuracy_keys(self, pending: Sequence[tuple[int, Genome, str]] = ()
+                      ) -> dict[tuple[Genome, str], tuple[str, str | None]]:
+        """(accuracy key, warm start's key or None) of every (genome, phase) this run
+        evaluated, and of ``pending`` (generation, genome, phase) ones about to be: with
+        search.warm_start a key names its start, the nearest configuration trained fully in an
+        earlier generation, so the keys are replayed from the stored evaluations in order (the
+        same on resume)."""
+        rows = [(g, genome, phase) for g, genome, _, phase in self.run_evaluations()]
+        keys: dict[tuple[Genome, str], tuple[str, str | None]] = {}
+        trained: list[tuple[Genome, str]] = []
+        finished: list[tuple[Genome, str]] = []
+        current = None
+        for generation, genome, phase in sorted([*rows, *pending], key=lambda row: row[0]):
+            if generation != current:
+                trained += finished
+                finished, current = [], generation
+            if (genome, phase) in keys:
+                continue
+            parent = self.accuracy.parent(genome, trained)
+            key = self.accuracy.key(genome, phase, parent)
+            keys[genome, phase] = (key, parent)
+            if not is_screen(phase):
+                finished.append((genome, key))
+        return keys
 
     def costs(self, genomes: Sequence[Genome], generation: int) -> list[tuple[float, ...]]:
         """Exact hardware objectives without training (accuracy NaN): what the guided search
@@ -175,15 +217,67 @@ class Experiment:
         """The search's evaluator: map missing layers, QAT missing candidates, read totals."""
         total = self.config.search.generations
         desc = f"gen {generation}/{total}"
+        values = self._evaluate(genomes, generation, self.phase(generation), desc)
+        self.store.put_evaluations(self.run_id, generation, self.phase(generation),
+                                   list(zip(genomes, values)))
+        return values
+
+    def _evaluate(self, genomes: Sequence[Genome], generation: int, phase: str,
+                  desc: str) -> list[tuple[float, ...]]:
+        """Map missing layers, QAT missing candidates at ``phase``, read the objectives."""
         unique = list(dict.fromkeys(genomes))
         self._map(unique, f"{desc} mapper")
-        phase = self.phase(generation)
+        keys: dict[tuple[Genome, str], tuple[str, str | None]] = {}
         if self.uses_accuracy:
-            self.accuracy.ensure(unique, phase, self.executor, desc)
-        candidates = {g: self.candidate(g, phase) for g in unique}
-        values = [candidates[g].values(self.objectives) for g in genomes]
-        self.store.put_evaluations(self.run_id, generation, phase, list(zip(genomes, values)))
-        return values
+            keys = self.accuracy_keys([(generation, g, phase) for g in unique])
+            self.accuracy.ensure([(g, *keys[g, phase]) for g in unique], phase, self.executor,
+                                 desc)
+        candidates = {g: self.candidate(g, phase, keys) for g in unique}
+        return [candidates[g].values(self.objectives) for g in genomes]
+
+    def screen(self, genomes: Sequence[Genome], generation: int) -> list[bool]:
+        """Which genomes get a full QAT: with search.screen_fraction, each not yet trained
+        fully is screened (a QAT on that share of an epoch), and kept when no screen of this
+        run, earlier or in this batch, beats it by search.screen_margin in accuracy at no more
+        hardware cost; one this run already trained fully is always kept. The first generation
+        keeps at least two, so a population can breed."""
+        search = self.config.search
+        if not search.screen_fraction or not self.uses_accuracy:
+            return [True] * len(genomes)
+        phase = self.phase(generation)
+        evaluated = self.accuracy_keys()  # by this run: another run's cached result is no reason
+        trained = {g for g in genomes if (g, phase) in evaluated}
+        batch = [g for g in dict.fromkeys(genomes) if g not in trained]
+        if not batch:
+            return [True] * len(genomes)
+        screen = self.accuracy.screen_phase()
+        values = self._evaluate(batch, generation, screen,
+                                f"gen {generation}/{search.generations}")
+        self.store.put_evaluations(self.screen_run, generation, screen, list(zip(batch, values)))
+        screened = {g: v for _, g, v, _ in self.store.evaluations(self.screen_run)}
+        kept = {g for g in batch if not any(self._beats(other, screened[g], search.screen_margin)
+                                            for o, other in screened.items() if o != g)}
+        if generation == 0 and len(kept | trained) < 2:
+            best = sorted(batch, key=lambda g: -self._accuracy_of(screened[g]))
+            kept |= set(best[:2 - len(trained)])
+        return [g in kept or g in trained for g in genomes]
+
+    def _accuracy_of(self, values: tuple[float, ...]) -> float:
+        index = [o.name for o in self.objectives].index("accuracy")
+        return values[index] if math.isfinite(values[index]) else -math.inf
+
+    def _beats(self, other: tuple[float, ...], values: tuple[float, ...],
+               margin: float) -> bool:
+        """Whether screen values ``other`` beat ``values``: accuracy better by more than
+        ``margin``, no hardware objective worse."""
+        if not all(math.isfinite(v) for v in other):
+            return False
+        for objective, a, b in zip(self.objectives, other, values):
+            if objective.name == "accuracy" and not a - margin > b:
+                return False
+            if objective.name != "accuracy" and a > b:
+                return False
+        return True
 
     def _map(self, genomes: Sequence[Genome], desc: str) -> None:
         """Run the mapper for every layer of ``genomes`` not yet stored, with a progress bar."""
@@ -195,19 +289,38 @@ class Experiment:
     def search(self, resume: bool = False) -> SearchResult:
         """Run (or continue) the configured search with this experiment as its evaluator."""
         search = self.config.search
+        if not resume:
+            self.store.drop_generations(self.screen_run)
+        probes = self._probes()
+        options = {}
+        if search.algorithm == "guided" and search.probe_prior and probes:
+            options["layer_weights"] = probe_weights(probes)
         algorithm = {"nsga2": nsga2, "guided": guided}[search.algorithm]
         return algorithm(len(self.layers), self.objectives, _Scorer(self), search,
                          seed=self.config.seed, store=self.store, run=self.run_id, resume=resume,
-                         seeds=self._seeds())
+                         seeds=self._seeds(probes), **options)
 
-    def _seeds(self) -> list[Genome]:
-        """The initial population's seeds beside the uniform ones (search.seeding)."""
-        search = self.config.search
-        slots = search.parents - len(self.uniform())
-        if search.seeding != "sensitivity" or slots <= 0 or "accuracy" not in search.objectives:
+    def _probes(self) -> list[float]:
+        """The sensitivity probes' accuracies, per layer, when the search uses them
+        (search.seeding 'sensitivity', or the guided search's search.probe_prior)."""
+        if not self._uses_probes():
             return []
         assert self.accuracy is not None and self.executor is not None
-        ranking = self.accuracy.sensitivity_ranking(len(self.layers), self.executor)
+        return self.accuracy.probe_accuracies(len(self.layers), self.executor)
+
+    def _uses_probes(self) -> bool:
+        search = self.config.search
+        return self.uses_accuracy and (search.seeding == "sensitivity" or (
+            search.algorithm == "guided" and search.probe_prior))
+
+    def _seeds(self, probes: Sequence[float]) -> list[Genome]:
+        """The initial population's seeds beside the uniform ones (search.seeding): layers
+        ranked most sensitive (lowest probe accuracy) first."""
+        search = self.config.search
+        slots = search.parents - len(self.uniform())
+        if search.seeding != "sensitivity" or slots <= 0 or not probes:
+            return []
+        ranking = sorted(range(len(probes)), key=lambda i: (probes[i], i))
         return protected_genomes(search.bits, ranking, slots)
 
     def uniform(self) -> list[Genome]:
@@ -224,7 +337,9 @@ class Experiment:
             value = sign * cand.objective(first.name)
             return (value if math.isfinite(value) else math.inf, cand.genome)
 
-        return sorted((self.candidate(genome) for genome, _ in result.front), key=order)
+        keys = self.accuracy_keys() if self.uses_accuracy else {}
+        return sorted((self.candidate(genome, keys=keys) for genome, _ in result.front),
+                      key=order)
 
     def evaluate_final(self, result: SearchResult) -> None:
         """Cost the uniform references; with accuracy as an objective, retrain them and the
@@ -236,11 +351,12 @@ class Experiment:
         # Those the search scored were costed then (a failed layer is retried by a rerun).
         scored = {genome for _, genome, _, _ in self.store.evaluations(self.run_id)}
         self._map([g for g in uniform if g not in scored], "uniform references mapper")
-        if not self.uses_accuracy:
+        if not self.uses_accuracy or not self.config.final.evaluate:
             return
         front = self.ordered_front(result)
-        indices = choose_final(front, [self.candidate(g) for g in uniform], self.objectives,
-                               self.config.final.points)
+        keys = self.accuracy_keys()
+        indices = choose_final(front, [self.candidate(g, keys=keys) for g in uniform],
+                               self.objectives, self.config.final.points)
         self.accuracy.ensure_final([*(front[i].genome for i in indices), *uniform],
                                    self.executor)
 
@@ -264,12 +380,14 @@ class Experiment:
                        tuple(self.hardware.layer_results(cand.genome)),
                        self.seed_scores(cand.genome))
             for i, cand in enumerate(self.ordered_front(result)))
-        uniform = tuple(Reference(genome[0][1], self.candidate(genome), self.seed_scores(genome))
+        keys = self.accuracy_keys() if self.uses_accuracy else {}
+        uniform = tuple(Reference(genome[0][1], self.candidate(genome, keys=keys),
+                                  self.seed_scores(genome))
                         for genome in self.uniform())
         final = [self.accuracy.final_settings(i) for i in range(self.config.final.seeds)] \
             if self.uses_accuracy else []
-        evaluations = self.store.evaluations(self.run_id)
-        scored = tuple((generation, self.candidate(genome, phase))
+        evaluations = self.run_evaluations()
+        scored = tuple((generation, self.candidate(genome, phase, keys))
                        for generation, genome, _, phase in evaluations)
         return RunResult(
             out=self.out, config=self.config, run_id=self.run_id, layers=tuple(self.layers),
@@ -279,25 +397,27 @@ class Experiment:
             float_checkpoint=(self.accuracy.float_checkpoint() if self.uses_accuracy else None),
             seconds=seconds, uniform=uniform, final_seeds=tuple(s.seed for s in final),
             final_epochs=final[0].epochs if final else None,
-            equivalents=self.equivalents(evaluations, front, uniform))
+            equivalents=self.equivalents(keys, front, uniform))
 
-    def equivalents(self, evaluations: Sequence[tuple[int, Genome, tuple[float, ...], str]],
+    def equivalents(self, keys: dict[tuple[Genome, str], tuple[str, str | None]],
                     front: Sequence[FrontPoint], uniform: Sequence[Reference]
                     ) -> dict[str, float]:
         """What this run's accuracies cost in QAT-run equivalents, cached ones included (so
-        runs sharing a store are charged alike): the search's QAT runs, its sensitivity
-        probes, and the final evaluation."""
+        runs sharing a store are charged alike): the search's full QAT runs, its screens, its
+        sensitivity probes, and the final evaluation."""
         if not self.uses_accuracy:
             return {}
-        search = self.accuracy.spent([self.accuracy.key(g, phase)
-                                      for _, g, _, phase in evaluations])
+        search = self.accuracy.spent([key for (_, phase), (key, _) in keys.items()
+                                      if not is_screen(phase)])
+        screens = self.accuracy.spent([key for (_, phase), (key, _) in keys.items()
+                                       if is_screen(phase)])
         probes = (self.accuracy.spent([k for k, _ in self.accuracy.probes(len(self.layers))])
-                  if self.config.search.seeding == "sensitivity" else 0.0)
+                  if self._uses_probes() else 0.0)
         evaluated = [p.candidate.genome for p in front if p.final is not None]
-        final = self.accuracy.spent([k for g in [*evaluated, *(r.candidate.genome
+        final = 0.0 if not self.config.final.evaluate else self.accuracy.spent([k for g in [*evaluated, *(r.candidate.genome
                                                                for r in uniform)]
                                      for k in self.accuracy.final_keys(g)])
-        return {"search": search, "probes": probes, "final": final}
+        return {"search": search, "screens": screens, "probes": probes, "final": final}
 
 
 class _Scorer:
@@ -311,6 +431,9 @@ class _Scorer:
 
     def phase(self, generation: int) -> str:
         return self.experiment.phase(generation)
+
+    def screen(self, genomes: Sequence[Genome], generation: int) -> list[bool]:
+        return self.experiment.screen(genomes, generation)
 
     def costs(self, genomes: Sequence[Genome], generation: int) -> list[tuple[float, ...]]:
         return self.experiment.costs(genomes, generation)

@@ -45,6 +45,7 @@ from .nsga2 import (
     make_offspring,
     mutate,
     pareto_front,
+    promoted,
     to_individuals,
     to_scored,
 )
@@ -75,11 +76,23 @@ def _rng(seed: int, generation: int) -> random.Random:
     return random.Random(int(content_hash("guided", seed, generation)[:16], 16))
 
 
-def features(genomes: Sequence[Genome]) -> np.ndarray:
+def features(genomes: Sequence[Genome], weights: Sequence[float] | None = None) -> np.ndarray:
     """Per layer and operand the quantization step relative to 2 bits, 2**(2 - b): large for
-    the narrow widths that cost accuracy, near zero for wide ones, additive over layers."""
+    the narrow widths that cost accuracy, near zero for wide ones, additive over layers; each
+    layer's pair times its ``weights`` entry when given (a prior on how much it matters)."""
     bits = np.asarray(genomes, dtype=float).reshape(len(genomes), -1)
-    return np.exp2(2.0 - bits)
+    steps = np.exp2(2.0 - bits)
+    return steps if weights is None else steps * np.repeat(np.asarray(weights, float), 2)
+
+
+def probe_weights(probes: Sequence[float]) -> list[float]:
+    """Per-layer feature weights from the sensitivity probes' accuracies: the accuracy a
+    layer's probe lost against the best probe, plus a floor so that no layer is ignored,
+    scaled to mean 1 (the ridge penalty then acts alike with and without the prior)."""
+    drops = np.max(probes) - np.asarray(probes, dtype=float)
+    floor = max(float(np.mean(drops)), 1e-3) / 4.0
+    weights = drops + floor
+    return [float(w) for w in weights / weights.mean()]
 
 
 class RidgeSurrogate:
@@ -116,18 +129,19 @@ class RidgeSurrogate:
 
 
 def predict_unknown(archive: Sequence[Scored], pool: Sequence[Genome],
-                    costs: Sequence[tuple[float, ...]]) -> list[tuple[float, ...]]:
+                    costs: Sequence[tuple[float, ...]],
+                    weights: Sequence[float] | None = None) -> list[tuple[float, ...]]:
     """The pool's objective vectors: exact costs, NaN slots filled by surrogates fitted on the
-    archive's finite values of that objective."""
+    archive's finite values of that objective (`features` with the per-layer ``weights``)."""
     filled = [list(values) for values in costs]
     unknown = [i for i in range(len(costs[0])) if any(math.isnan(v[i]) for v in costs)]
-    x_pool = features(pool)
+    x_pool = features(pool, weights)
     for index in unknown:
         known = [(g, v[index]) for g, v in archive if math.isfinite(v[index])]
         if len(known) < 2:
             predictions = np.zeros(len(pool))
         else:
-            model = RidgeSurrogate(features([g for g, _ in known]),
+            model = RidgeSurrogate(features([g for g, _ in known], weights),
                                    np.array([v for _, v in known]))
             predictions = model.predict(x_pool)
         for row, value in zip(filled, predictions):
@@ -157,7 +171,8 @@ def choose(archive: Sequence[Scored], pool: Sequence[Genome],
     """The ``count`` pool members ranked best among archive plus pool: lowest non-dominated
     front first, then the largest crowding distance (spread along the front), then pool order."""
     fitness = fitness_class(objectives)
-    known = to_individuals(pareto_front(archive, objectives), fitness)
+    evaluated = [(g, v) for g, v in archive if all(math.isfinite(x) for x in v)]
+    known = to_individuals(pareto_front(evaluated, objectives), fitness) if evaluated else []
     candidates = to_individuals(list(zip(pool, predicted)), fitness)
     rank: dict[int, int] = {}
     for level, front in enumerate(tools.sortNondominated(known + candidates,
@@ -173,8 +188,14 @@ def choose(archive: Sequence[Scored], pool: Sequence[Genome],
 
 def guided(n_layers: int, objectives: Sequence[Objective], evaluate: CostEvaluator,
            settings: GuidedSettings, *, seed: int = 0, store: Store | None = None, run: str = "",
-           resume: bool = False, seeds: Sequence[Genome] = ()) -> SearchResult:
-    """Run (or continue) the surrogate-guided search; same contract as `nsga2.nsga2`."""
+           resume: bool = False, seeds: Sequence[Genome] = (),
+           layer_weights: Sequence[float] | None = None) -> SearchResult:
+    """Run (or continue) the surrogate-guided search; same contract as `nsga2.nsga2`, plus
+    the surrogate's per-layer feature weights (`probe_weights`).
+
+    With a screening evaluator (`nsga2.promoted`), a candidate the screen drops joins the
+    archive with its exact costs and accuracy NaN: never drawn again, never in the population,
+    the front or the surrogate's fit."""
     fitness = fitness_class(objectives)
     archive_run = f"{run}:archive"
     history = store.generations(run) if store is not None and resume else []
@@ -188,9 +209,10 @@ def guided(n_layers: int, objectives: Sequence[Objective], evaluate: CostEvaluat
                             if r.generation == start))
     else:
         start = 0
-        genomes = initial_population(n_layers, settings, seed, seeds)
+        drawn = initial_population(n_layers, settings, seed, seeds)
+        genomes = promoted(evaluate, drawn, 0)
         population = list(zip(genomes, evaluate(genomes, 0)))
-        archive = list(population)
+        archive = population + _dropped(evaluate, drawn, genomes, 0)
         _journal(store, run, 0, population, archive)
     for generation in range(start + 1, settings.generations + 1):
         if evaluate.phase(generation) != evaluate.phase(generation - 1):
@@ -201,16 +223,25 @@ def guided(n_layers: int, objectives: Sequence[Objective], evaluate: CostEvaluat
         pool = draw_pool(population, objectives, settings, rng, {g for g, _ in archive})
         children = []
         if pool:
-            predicted = predict_unknown(archive, pool, evaluate.costs(pool, generation))
+            predicted = predict_unknown(archive, pool, evaluate.costs(pool, generation),
+                                        layer_weights)
             children = choose(archive, pool, predicted, objectives, settings.offspring)
-        scored = list(zip(children, evaluate(children, generation))) if children else []
-        archive += scored
+        full = promoted(evaluate, children, generation)
+        scored = list(zip(full, evaluate(full, generation))) if full else []
+        archive += scored + _dropped(evaluate, children, full, generation)
         survivors = tools.selNSGA2(to_individuals(population + scored, fitness),
                                    settings.parents)
         population = to_scored(survivors)
         _journal(store, run, generation, population, archive)
     return SearchResult(tuple(population), tuple(pareto_front(population, objectives)),
                         max(settings.generations, start), start if history else None)
+
+
+def _dropped(evaluate: CostEvaluator, drawn: Sequence[Genome], kept: Sequence[Genome],
+             generation: int) -> list[Scored]:
+    """The screened-out genomes with their exact costs (accuracy NaN)."""
+    dropped = [g for g in drawn if g not in set(kept)]
+    return list(zip(dropped, evaluate.costs(dropped, generation))) if dropped else []
 
 
 def _journal(store: Store | None, run: str, generation: int, population: Sequence[Scored],

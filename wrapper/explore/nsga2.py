@@ -63,6 +63,16 @@ class Evaluator(Protocol):
         ...
 
 
+def promoted(evaluate: Evaluator, genomes: Sequence[Genome], generation: int) -> list[Genome]:
+    """The genomes worth a full evaluation: those the evaluator's ``screen(genomes,
+    generation)`` (one flag each, after a cheap evaluation) keeps; all of them when the
+    evaluator has no screen. Only full evaluations enter the population and the front."""
+    screen = getattr(evaluate, "screen", None)
+    if screen is None:
+        return list(genomes)
+    return [g for g, keep in zip(genomes, screen(genomes, generation)) if keep]
+
+
 @dataclass(frozen=True)
 class SearchResult:
     """The final population, its first non-dominated front, and generations completed."""
@@ -235,7 +245,7 @@ def nsga2(n_layers: int, objectives: Sequence[Objective], evaluate: Evaluator,
         population = to_individuals(history[-1].population, fitness)
     else:
         start = 0
-        genomes = initial_population(n_layers, settings, seed, seeds)
+        genomes = promoted(evaluate, initial_population(n_layers, settings, seed, seeds), 0)
         population = to_individuals(list(zip(genomes, evaluate(genomes, 0))), fitness)
         _journal(store, run, 0, population)
     for generation in range(start + 1, settings.generations + 1):
@@ -243,8 +253,9 @@ def nsga2(n_layers: int, objectives: Sequence[Objective], evaluate: Evaluator,
             genomes = [tuple(ind) for ind in population]
             population = to_individuals(list(zip(genomes, evaluate(genomes, generation))), fitness)
         rng = _rng(seed, generation)
-        children = make_offspring(population, settings, rng)
-        scored = to_individuals(list(zip(children, evaluate(children, generation))), fitness)
+        children = promoted(evaluate, make_offspring(population, settings, rng), generation)
+        scored = to_individuals(list(zip(children, evaluate(children, generation))), fitness) \
+            if children else []
         population = tools.selNSGA2(population + scored, settings.parents)
         _journal(store, run, generation, population)
     final = to_scored(population)

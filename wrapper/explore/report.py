@@ -205,11 +205,16 @@ def _search_line(search: Any, result: RunResult) -> str:
         line += f", {search.pool} children priced and predicted per generation"
     what = "QAT runs and sensitivity probes" if search.seeding == "sensitivity" else "QAT runs"
     line += f", {result.store_counts['accuracies']} accuracies in the store ({what})"
+    if "accuracy" in search.objectives:
+        line += (f", screens on {search.screen_fraction:g} of an epoch"
+                 if search.screen_fraction else ", no screens")
+        line += ", warm-started QAT" if search.warm_start else ""
     spent = result.equivalents
     if spent:
-        line += (f"; cost {spent['search'] + spent['probes']:.1f} QAT-run equivalents for the "
-                 f"search ({spent['probes']:.1f} of them probes) and {spent['final']:.1f} for the "
-                 "final evaluation (samples processed relative to one full one-epoch QAT run)")
+        total = spent["search"] + spent["screens"] + spent["probes"]
+        line += (f"; cost {total:.1f} QAT-run equivalents for the search ({spent['screens']:.1f}"
+                 f" of them screens, {spent['probes']:.1f} probes) and {spent['final']:.1f} for "
+                 "the final evaluation (samples processed relative to one full one-epoch QAT run)")
     return line
 
 

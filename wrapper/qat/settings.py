@@ -4,6 +4,7 @@ main job's experiment file reads its ``model``, ``data`` and ``qat`` sections in
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -88,6 +89,11 @@ class TrainSettings:
     ``bn_recalibration_batches`` training batches re-estimate BatchNorm statistics before each
     evaluation (0: keep the running averages); ``scale_lr_by_bits`` multiplies ``lr`` by the
     factor measured for the candidate's lowest bit widths (``wrapper.qat.recipe``).
+
+    ``fraction`` below 1 makes a cheaper, noisier run (a search's screen or probe): that share
+    (`portion`) of each epoch's training batches, of the calibration and re-estimation batches
+    and of the validation split (its first samples, the same for every run), so it costs about
+    ``fraction`` of a full run.
     """
 
     epochs: int = setting(1, minimum=1, maximum=10_000, help="training epochs")
@@ -107,3 +113,13 @@ class TrainSettings:
     scale_lr_by_bits: bool = setting(True, help="scale lr by the lowest bit widths' factor")
     num_workers: int = setting(0, minimum=0, maximum=256, help="data loader workers")
     progress: bool = setting(True, help="show progress bars")
+    fraction: float = setting(1.0, above=0.0, maximum=1.0,
+                              help="share of every pass's batches and of the validation split")
+
+
+def portion(count: int, fraction: float) -> int:
+    """How many of ``count`` batches (or samples) a run of ``fraction`` uses: all at 1, else at
+    least one of a non-empty pass."""
+    if fraction >= 1.0 or count == 0:
+        return count
+    return max(1, math.ceil(count * fraction))

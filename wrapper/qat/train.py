@@ -22,7 +22,7 @@ from typing import Iterable, Sequence
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from ..errors import ConfigError, DataError
@@ -31,7 +31,7 @@ from .calibration import calibrate_activations, recalibrate_batchnorm
 from .data import DataBundle, load_data
 from .models import BitConfig, load_float_weights, quant_layers, quantized_model, validate_bits
 from .recipe import lr_factor
-from .settings import DEFAULT_QUANTIZER, DataSpec, ModelSpec, TrainSettings
+from .settings import DEFAULT_QUANTIZER, DataSpec, ModelSpec, TrainSettings, portion
 
 CHECKPOINT_FORMAT = "quantmap-qat-checkpoint-1"
 # Global gradient-norm limit. Low-bit layers can make a BatchNorm's batch variance nearly zero,
@@ -106,8 +106,12 @@ def _loader(dataset: Dataset, settings: TrainSettings, *, train: bool,
 
 
 def evaluate(model: nn.Module, dataset: Dataset, settings: TrainSettings) -> float:
-    """Top-1 accuracy (fraction 0..1) of a net on a data set, in eval mode."""
+    """Top-1 accuracy (fraction 0..1) of a net on a data set (its first
+    ``portion(len, settings.fraction)`` samples), in eval mode."""
     device = torch.device(settings.device)
+    size = len(dataset)  # type: ignore[arg-type]
+    if portion(size, settings.fraction) < size:
+        dataset = Subset(dataset, range(portion(size, settings.fraction)))
     model.to(device).eval()
     correct = total = 0
     batches = _loader(dataset, settings, train=False)
@@ -121,9 +125,10 @@ def evaluate(model: nn.Module, dataset: Dataset, settings: TrainSettings) -> flo
 
 
 def _first_batches(data: DataBundle, settings: TrainSettings, count: int) -> Iterable[torch.Tensor]:
-    """The images of the first ``count`` unshuffled training batches (a fixed sample)."""
+    """The images of the first ``portion(count, settings.fraction)`` unshuffled training
+    batches (a fixed sample)."""
     batches = _loader(data.train, settings, train=False)
-    return (images for images, _ in itertools.islice(batches, count))
+    return (images for images, _ in itertools.islice(batches, portion(count, settings.fraction)))
 
 
 def _fit(model: nn.Module, data: DataBundle, settings: TrainSettings, generator: torch.Generator,
@@ -135,19 +140,20 @@ def _fit(model: nn.Module, data: DataBundle, settings: TrainSettings, generator:
     device = torch.device(settings.device)
     model.to(device)
     batches = _loader(data.train, settings, train=True, generator=generator)
+    steps = portion(len(batches), settings.fraction)  # per epoch
     optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
                                 weight_decay=settings.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimizer, T_max=settings.epochs * len(batches))
+        optimizer, T_max=settings.epochs * steps)
     loss_fn = nn.CrossEntropyLoss()
     seconds: list[float] = []
     accuracy: list[float] = []
-    with tqdm(total=settings.epochs * len(batches), desc=desc, file=sys.stderr,
+    with tqdm(total=settings.epochs * steps, desc=desc, file=sys.stderr,
               disable=not settings.progress, unit="step") as bar:
         for epoch in range(settings.epochs):
             start = time.perf_counter()
             model.train()
-            for images, labels in batches:
+            for images, labels in itertools.islice(batches, steps):
                 loss = loss_fn(model(images.to(device)), labels.to(device))
                 value = loss.item()
                 if not math.isfinite(value):
@@ -231,14 +237,21 @@ def post_training_accuracy(float_checkpoint: Checkpoint | str | Path,
 
 def finetune(float_checkpoint: Checkpoint | str | Path, bits: Iterable[Sequence[int]],
              data: DataBundle | DataSpec, settings: TrainSettings,
-             out: str | Path | None = None) -> TrainResult:
-    """QAT: quantize a float checkpoint at per-layer (A_i, W_i), calibrate, fine-tune, evaluate."""
+             out: str | Path | None = None,
+             warm: Checkpoint | str | Path | None = None) -> TrainResult:
+    """QAT: quantize a float checkpoint at per-layer (A_i, W_i), calibrate, fine-tune, evaluate.
+
+    ``warm``, a QAT checkpoint of the same net at other bit widths, replaces the float weights
+    (convolutions, BatchNorm) by its fine-tuned ones; the quantizer scales are still calibrated
+    for ``bits``, since scales learned at other widths do not fit these."""
     _check_settings(settings)
     source = _checkpoint_source(float_checkpoint)
     start = _resolve_checkpoint(float_checkpoint)
     if start.bits is not None:
         raise ConfigError("checkpoint is already quantized", file=source, field="bits",
                           fix="fine-tune from the float checkpoint written by 'train'")
+    if warm is not None:
+        start = _warm_start(start, warm)
     bundle = _resolve_data(data)
     if start.model.num_classes != bundle.num_classes:
         raise ConfigError(f"checkpoint has {start.model.num_classes} classes, data has "
@@ -260,8 +273,11 @@ def finetune(float_checkpoint: Checkpoint | str | Path, bits: Iterable[Sequence[
 
 def evaluate_bit_config(model_name: str, bits: Iterable[Sequence[int]],
                         data: DataBundle | DataSpec, settings: TrainSettings,
-                        float_checkpoint: Checkpoint | str | Path) -> float:
-    """Accuracy objective of the search: top-1 (0..1) after QAT of one bit configuration.
+                        float_checkpoint: Checkpoint | str | Path,
+                        warm: Checkpoint | str | Path | None = None,
+                        out: str | Path | None = None) -> float:
+    """Accuracy objective of the search: top-1 (0..1) after QAT of one bit configuration
+    (warm-started from ``warm``, the trained net written to ``out`` when given).
 
     ``bits`` lists (A_i, W_i) per quantizable layer in quantmap workload order. Deterministic for
     a given ``settings.seed`` on one machine and thread count.
@@ -271,7 +287,19 @@ def evaluate_bit_config(model_name: str, bits: Iterable[Sequence[int]],
         raise ConfigError(f"float checkpoint is a '{start.model.name}', not a '{model_name}'",
                           file=_checkpoint_source(float_checkpoint), field="model",
                           fix="use the checkpoint trained for this model")
-    return finetune(start, bits, data, settings).top1
+    return finetune(start, bits, data, settings, out=out, warm=warm).top1
+
+
+def _warm_start(start: Checkpoint, warm: Checkpoint | str | Path) -> Checkpoint:
+    """The float checkpoint with every weight the QAT checkpoint ``warm`` also holds taken
+    from ``warm`` (the quantizers' own parameters, absent from ``start``, are left out)."""
+    trained = _resolve_checkpoint(warm)
+    if trained.model != start.model:
+        raise ConfigError(f"warm start is a '{trained.model.name}' checkpoint of another "
+                          "model", file=_checkpoint_source(warm), field="warm",
+                          fix="warm-start from a QAT checkpoint of the same net")
+    weights = {key: trained.state_dict.get(key, value) for key, value in start.state_dict.items()}
+    return replace(start, state_dict=weights)
 
 
 def evaluate_checkpoint(checkpoint: Checkpoint | str | Path, data: DataBundle | DataSpec,
