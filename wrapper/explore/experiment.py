@@ -355,10 +355,22 @@ class Experiment:
             return
         front = self.ordered_front(result)
         keys = self.accuracy_keys()
-        indices = choose_final(front, [self.candidate(g, keys=keys) for g in uniform],
+        indices = choose_final(front, [self._selection_reference(g, keys) for g in uniform],
                                self.objectives, self.config.final.points)
         self.accuracy.ensure_final([*(front[i].genome for i in indices), *uniform],
                                    self.executor)
+
+    def _selection_reference(self, genome: Genome,
+                             keys: dict[tuple[Genome, str], tuple[str, str | None]]) -> Candidate:
+        """A uniform reference as the final-point selection compares with it. One the screens
+        kept from a full QAT has only its screen's validation score; that score stands in, so a
+        front point that may dominate the reference is still always retrained (a screen trains
+        on a share of an epoch, so its score tends to be the lower one: the rule errs towards
+        evaluating more points, never fewer)."""
+        candidate = self.candidate(genome, keys=keys)
+        if candidate.accuracy is None and self.config.search.screen_fraction:
+            candidate = self.candidate(genome, self.accuracy.screen_phase(), keys=keys)
+        return candidate
 
     def seed_scores(self, genome: Genome) -> SeedScores | None:
         """The final evaluation of ``genome`` when every seed of it is stored, else None."""
