@@ -61,7 +61,13 @@ def _explore(repo: Path, out: Path, sets: list[str], *extra: str) -> subprocess.
     for item in sets:
         args += ["--set", item]
     return subprocess.Popen(args, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=_as_from_a_terminal)
+
+
+def _as_from_a_terminal() -> None:
+    """Ctrl-C as a terminal delivers it: a shell that runs the tests as a background job starts
+    them with SIGINT ignored, which every child would inherit (and Python keeps ignoring)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _stop_and_check(repo: Path, out: Path, sets: list[str], signum: int,
