@@ -234,8 +234,8 @@ class Accuracy:
                        None if parent is None else str(self.trained_path(parent)),
                        None if is_screen(phase) else str(self.trained_path(key))), cost)
                 for genome, key, parent in entries if self.store.get_accuracy(key) is None}
-        self._run(jobs, qat_accuracy, executor, f"{desc} {'screen' if is_screen(phase) else 'QAT'}",
-                  tested=False)
+        kind = "screen" if is_screen(phase) else "QAT"
+        self._run(jobs, qat_accuracy, executor, f"{desc} {kind}", tested=False)
 
     # -- per-layer sensitivity: one layer at a time at the lowest width, no training ---------
 

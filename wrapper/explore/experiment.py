@@ -419,16 +419,17 @@ class Experiment:
         sensitivity probes, and the final evaluation."""
         if not self.uses_accuracy:
             return {}
-        search = self.accuracy.spent([key for (_, phase), (key, _) in keys.items()
-                                      if not is_screen(phase)])
-        screens = self.accuracy.spent([key for (_, phase), (key, _) in keys.items()
-                                       if is_screen(phase)])
+        by_level: dict[bool, list[str]] = {False: [], True: []}  # full QAT, screens
+        for (_, phase), (key, _) in keys.items():
+            by_level[is_screen(phase)].append(key)
+        search, screens = self.accuracy.spent(by_level[False]), self.accuracy.spent(by_level[True])
         probes = (self.accuracy.spent([k for k, _ in self.accuracy.probes(len(self.layers))])
                   if self._uses_probes() else 0.0)
-        evaluated = [p.candidate.genome for p in front if p.final is not None]
-        final = 0.0 if not self.config.final.evaluate else self.accuracy.spent([k for g in [*evaluated, *(r.candidate.genome
-                                                               for r in uniform)]
-                                     for k in self.accuracy.final_keys(g)])
+        final = 0.0
+        if self.config.final.evaluate:
+            evaluated = [*(p.candidate.genome for p in front if p.final is not None),
+                         *(r.candidate.genome for r in uniform)]
+            final = self.accuracy.spent([k for g in evaluated for k in self.accuracy.final_keys(g)])
         return {"search": search, "screens": screens, "probes": probes, "final": final}
 
 

@@ -110,8 +110,9 @@ def evaluate(model: nn.Module, dataset: Dataset, settings: TrainSettings) -> flo
     ``portion(len, settings.fraction)`` samples), in eval mode."""
     device = torch.device(settings.device)
     size = len(dataset)  # type: ignore[arg-type]
-    if portion(size, settings.fraction) < size:
-        dataset = Subset(dataset, range(portion(size, settings.fraction)))
+    used = portion(size, settings.fraction)
+    if used < size:
+        dataset = Subset(dataset, range(used))
     model.to(device).eval()
     correct = total = 0
     batches = _loader(dataset, settings, train=False)
