@@ -18,7 +18,8 @@ evaluation (``final.evaluate=false``: it takes no part in the hypervolume):
   equivalents);
 - ablations, each the default with one idea switched off (not run unless named):
   ``no-screen`` (search.screen_fraction=0, two generations), ``no-warm``
-  (search.warm_start=false), ``no-prior`` (search.probe_prior=false).
+  (search.warm_start=false), ``no-prior`` (search.probe_prior=false), ``full-probes``
+  (search.probe_fraction=1: every probe a full QAT run, two generations).
 
 Cost axis: QAT-run equivalents, what every accuracy cost in samples processed relative to one
 full one-epoch QAT run (``qat_equivalents`` of candidates.csv and run.json): the sensitivity
@@ -59,7 +60,8 @@ SEARCHES = {"paper": (2, ["search.algorithm=nsga2", "search.seeding=uniform",  #
             "default": (3, []),  # about 32 equivalents
             "no-screen": (2, ["search.screen_fraction=0"]),
             "no-warm": (3, ["search.warm_start=false"]),
-            "no-prior": (3, ["search.probe_prior=false"])}
+            "no-prior": (3, ["search.probe_prior=false"]),
+            "full-probes": (2, ["search.probe_fraction=1"])}
 COMPARED = ["paper", "nsga2-seeded", "default"]
 REFERENCE = np.array([0.0, 1.1, 1.1])
 BUDGET = ["data.resolution=16", "qat.epochs=1", "search.parents=10", "search.offspring=10",

@@ -194,3 +194,55 @@ def test_a_net_with_fewer_outputs_than_the_datas_classes_is_one_line(
     assert len(lines) == 1 and "Traceback" not in run.stderr, run.stderr[-2000:]
     assert "7 logits" in lines[0] and "10 classes" in lines[0] and "model.kwargs" in lines[0]
     assert not (tmp_path / "float.pt").exists()
+
+
+class FunctionalNet(nn.Module):
+    """A convolution written inline with torch.nn.functional: compute outside any Conv2d."""
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(8, 3, 3, 3) * 0.1)
+        self.fc = nn.Linear(8, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(nn.functional.conv2d(x, self.weight, padding=1)).mean((2, 3)))
+
+
+def functional_net(num_classes: int = 10) -> FunctionalNet:
+    return FunctionalNet(num_classes)
+
+
+def _one_error_line(run: subprocess.CompletedProcess) -> str:
+    assert run.returncode == 2, run.stderr[-2000:]
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    return lines[0]
+
+
+def test_a_model_error_names_where_the_model_was_set(tmp_path, repo_root):
+    """The same unsupported compute is reported against the experiment file that named the
+    net (explore), the command line (workload), and the checkpoint that describes it (qat)."""
+    name = "tests/test_own_model.py:functional_net"
+    config = tmp_path / "experiment.yaml"
+    config.write_text(f"model:\n  name: {name}\ndata:\n  resolution: 16\n")
+    explore = subprocess.run([sys.executable, "-m", "wrapper.explore", "--config", str(config),
+                              "-o", str(tmp_path / "run")], cwd=repo_root, capture_output=True,
+                             text=True, timeout=600)
+    line = _one_error_line(explore)
+    assert line.startswith(f"error: {config}: model.name: conv2d in the model's own forward()")
+    assert "model.skip_unsupported" in line
+    workload = subprocess.run([sys.executable, "-m", "wrapper.commands", "workload", name,
+                               "--resolution", "16", "-o", str(tmp_path / "wl")], cwd=repo_root,
+                              capture_output=True, text=True, timeout=600)
+    assert _one_error_line(workload).startswith("error: command line: model.name: conv2d in ")
+
+    from wrapper.qat.settings import ModelSpec
+    from wrapper.qat.train import Checkpoint, save_checkpoint
+    checkpoint = tmp_path / "moved.pt"
+    save_checkpoint(Checkpoint(ModelSpec(str(tmp_path / "gone.py:net"), num_classes=10), {}),
+                    checkpoint)
+    evaluate = subprocess.run([sys.executable, "-m", "wrapper.commands", "qat", "eval",
+                               "--checkpoint", str(checkpoint), "--resolution", "16"],
+                              cwd=repo_root, capture_output=True, text=True, timeout=600)
+    line = _one_error_line(evaluate)
+    assert line.startswith(f"error: {checkpoint}: model.name: model file ") and "gone.py" in line

@@ -231,7 +231,7 @@ class WithUnsupported(nn.Module):
 
 
 def test_unsupported_compute_is_an_error_or_a_warning_with_its_mac_share():
-    with pytest.raises(SpecError, match="Conv1d in 'rows'") as info:
+    with pytest.raises(SpecError, match="Conv1d in module 'rows'") as info:
         extract_layers(WithUnsupported(), 4)
     assert "skip_unsupported" in info.value.fix and "1 more" in str(info.value)
     with pytest.warns(UnsupportedLayerWarning) as caught:
@@ -239,8 +239,9 @@ def test_unsupported_compute_is_an_error_or_a_warning_with_its_mac_share():
     left_out = 4 * 16 * 4 * 3 + 4 * 4 * 16           # Conv1d + matmul, per image
     total = left_out + conv.macs
     message = str(caught[0].message)
-    assert f"{left_out:,} of {total:,} MACs" in message and "rows (Conv1d)" in message
-    assert "<model> (matmul)" in message or "<model> (__matmul__)" in message
+    assert f"{left_out:,} of {total:,} MACs" in message and "module 'rows' (Conv1d)" in message
+    assert "the model's own forward() (matmul)" in message or \
+        "the model's own forward() (__matmul__)" in message
 
 
 def test_tracing_failure_and_bad_resolution_are_config_errors():

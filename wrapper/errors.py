@@ -6,6 +6,7 @@ exit with code 2 instead of a traceback.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import sys
 from typing import Iterable
@@ -21,6 +22,16 @@ class QuantMapError(Exception):
         self.fix = fix
         self.problem = message
         super().__init__(self._render())
+
+    def located(self, file: str) -> QuantMapError:
+        """This error naming ``file`` where it names none: a part that cannot know where its
+        input came from (a model, a data set) leaves the file to the command that read it."""
+        if self.file is not None:
+            return self
+        located = copy.copy(self)
+        located.file = file
+        located.args = (located._render(),)
+        return located
 
     def _render(self) -> str:
         where = ": ".join(part for part in (self.file, self.field) if part)

@@ -86,9 +86,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "quantmap explore") -> i
               f"--resume -o {out}'", file=sys.stderr)
         return 130
     except QuantMapError as exc:
-        if exc.file is None and args is not None:  # all explore does follows from its config
-            exc = type(exc)(exc.problem, file=args.config or "<default experiment>",
-                            field=exc.field, fix=exc.fix)
+        if args is not None:  # all explore does follows from its config
+            exc = exc.located(args.config or "<default experiment>")
         return report_error(exc)
     print(f"results: {folder.resolve()} (pareto.csv, pareto.json, candidates.csv, plots/, "
           "mappings/, report.md)")

@@ -148,12 +148,21 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def _origin(args: argparse.Namespace, exc: QuantMapError) -> str:
+    """Where an error's setting came from: a fine-tuned or evaluated net's model is the one its
+    checkpoint describes; everything else is a command-line option."""
+    checkpoint = getattr(args, "checkpoint", None) or getattr(args, "float_checkpoint", None)
+    from_checkpoint = checkpoint and (exc.field or "").startswith("model")
+    return str(checkpoint) if from_checkpoint else "command line"
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "quantmap qat") -> int:
+    args = None
     try:
         args = _parser(prog).parse_args(argv)
         report = _run(args)
     except QuantMapError as exc:
-        return report_error(exc)
+        return report_error(exc if args is None else exc.located(_origin(args, exc)))
     text = json.dumps(report, indent=2) + "\n"
     if args.json == "-":
         sys.stdout.write(text)

@@ -53,6 +53,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "quantmap workload") -> int:
+    args = None
     try:
         args = _parser(prog).parse_args(argv)
         for option, rule in _OPTION_RULES.items():
@@ -67,8 +68,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "quantmap workload") -> 
         for warning in caught:
             print(f"warning: {warning.message}", file=sys.stderr)
         written = write_workload(layers, args.out, precision)
-    except QuantMapError as exc:
-        return report_error(exc)
+    except QuantMapError as exc:  # the model and every setting come from the command line
+        return report_error(exc if args is None else exc.located("command line"))
     macs = sum(layer.macs for layer in layers)
     weights = sum(layer.weight_count for layer in layers)
     print(f"{args.model}: {len(layers)} layers, {macs / 1e6:.1f}M MACs, {weights / 1e6:.3f}M "

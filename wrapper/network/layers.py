@@ -173,7 +173,7 @@ def _linear_layer(name: str, module: nn.Linear, inp: torch.Tensor) -> Layer:
 def _input_size(resolution: int | tuple[int, int]) -> tuple[int, int]:
     height, width = _pair(resolution)
     if height < 1 or width < 1:
-        raise ConfigError(f"resolution {resolution} must be positive", file="<model>",
+        raise ConfigError(f"resolution {resolution} must be positive",
                           field="resolution", fix="use e.g. 224 (ImageNet) or 32 (CIFAR-10)")
     return height, width
 
@@ -294,7 +294,7 @@ class _Tracer(TorchFunctionMode):
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 self.calls.append((name, module, args[0], output))
             elif isinstance(module, _UNSUPPORTED_MODULES):
-                self.unsupported.append(_Unsupported(name or "<model>", type(module).__name__,
+                self.unsupported.append(_Unsupported(name, type(module).__name__,
                                                      _module_macs(module, args, output)))
         return hook
 
@@ -306,8 +306,8 @@ class _Tracer(TorchFunctionMode):
             macs = _function_macs(func, args, kwargs, out)
             if macs is not None:
                 where = self.stack[-1] if self.stack else ""
-                self.unsupported.append(_Unsupported(where or "<model>",
-                                                     getattr(func, "__name__", str(func)), macs))
+                self.unsupported.append(_Unsupported(where, getattr(func, "__name__", str(func)),
+                                                     macs))
         return out
 
     def remove(self) -> None:
@@ -325,6 +325,11 @@ def _layer_names(calls: Sequence[tuple[str, Any, Any, Any]]) -> list[str]:
     return names
 
 
+def _place(module_name: str) -> str:
+    """Where in the net a compute runs, for messages ("" is the net itself)."""
+    return f"module '{module_name}'" if module_name else "the model's own forward()"
+
+
 def _report_unsupported(found: Sequence[_Unsupported], layers: Sequence[Layer],
                         skip: bool) -> None:
     """Error naming the first unsupported compute, or (``skip``) a warning with its MAC share."""
@@ -333,13 +338,13 @@ def _report_unsupported(found: Sequence[_Unsupported], layers: Sequence[Layer],
     if not skip:
         first = found[0]
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-        raise SpecError(f"{first.what} in '{first.where}' is compute the Timeloop problems here "
-                        f"cannot express{more}", file="<model>", field="model",
+        raise SpecError(f"{first.what} in {_place(first.where)} is compute the Timeloop problems "
+                        f"here cannot express{more}", field="model.name",
                         fix="use Conv2d/Linear modules, or leave such compute out of the "
                             "workload with model.skip_unsupported (--skip-unsupported)")
     left_out = sum(item.macs for item in found) // _TRACE_BATCH  # per image, like the layers
     total = left_out + sum(layer.macs for layer in layers)
-    where = ", ".join(dict.fromkeys(f"{item.where} ({item.what})" for item in found))
+    where = ", ".join(dict.fromkeys(f"{_place(item.where)} ({item.what})" for item in found))
     warnings.warn(f"left out of the workload: {left_out:,} of {total:,} MACs "
                   f"({100 * left_out / max(1, total):.2f}%) in {where}",
                   UnsupportedLayerWarning, stacklevel=3)
@@ -364,7 +369,7 @@ def trace_model(model: nn.Module, resolution: int | tuple[int, int], in_channels
             model(images)
     except RuntimeError as exc:
         message = str(exc).splitlines()[0]
-        raise ConfigError(f"tracing the model failed: {message}", file="<model>",
+        raise ConfigError(f"tracing the model failed: {message}",
                           field="resolution/in_channels",
                           fix="check the input channels and that the resolution suits the model") \
             from None
@@ -377,7 +382,7 @@ def trace_model(model: nn.Module, resolution: int | tuple[int, int], in_channels
                  else _linear_layer(layer_name, module, inp))
         traced.append(TracedLayer(name, _per_image(layer), bool((inp < 0).any())))
     if not traced:
-        raise SpecError("the model has no Conv2d or Linear layer", file="<model>", field="model",
+        raise SpecError("the model has no Conv2d or Linear layer", field="model.name",
                         fix="give a CNN built from torch.nn.Conv2d / torch.nn.Linear modules")
     _report_unsupported(tracer.unsupported, [t.layer for t in traced], skip_unsupported)
     return traced

@@ -61,11 +61,11 @@ def _scaled(channels: int, width_mult: float, divisor: int) -> int:
 
 def check_common(width_mult: float, num_classes: int) -> None:
     if not width_mult > 0:
-        raise ConfigError(f"width multiplier {width_mult} must be > 0", file="<model>",
+        raise ConfigError(f"width multiplier {width_mult} must be > 0",
                           field="width_mult", fix="use e.g. 1.0, 0.75, 0.5 or 0.25")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ConfigError(f"number of classes {num_classes!r} must be a positive integer",
-                          file="<model>", field="num_classes", fix="use e.g. 1000, 100 or 10")
+                          field="num_classes", fix="use e.g. 1000, 100 or 10")
 
 
 class MobileNet(nn.Module):

@@ -37,7 +37,7 @@ _FORMS = "a registry name, package.module:callable or path/to/file.py:callable"
 
 
 def _error(problem: str, field: str, fix: str) -> ConfigError:
-    return ConfigError(problem, file="<model>", field=f"model.{field}", fix=fix)
+    return ConfigError(problem, field=f"model.{field}", fix=fix)
 
 
 def _import_file(path_text: str) -> ModuleType:
