@@ -14,12 +14,13 @@ evaluation (``final.evaluate=false``: it takes no part in the hypervolume):
 - ``nsga2-seeded``: NSGA-II with the sensitivity-probe seeding, full probes, every candidate a
   full QAT from float (the earlier default's search without its surrogate), two generations;
 - ``default``: the default search (guided NSGA-II, sensitivity seeding on cheap probes, the
-  probe prior in the surrogate, screens, warm starts), three generations (about 32
-  equivalents);
-- ablations, each the default with one idea switched off (not run unless named):
-  ``no-screen`` (search.screen_fraction=0, two generations), ``no-warm``
-  (search.warm_start=false), ``no-prior`` (search.probe_prior=false), ``full-probes``
-  (search.probe_fraction=1: every probe a full QAT run, two generations).
+  probe prior in the surrogate, screens), four generations (about 40
+  equivalents, past 30 on every seed);
+- ablations, each the default with one idea switched off or on (not run unless named):
+  ``no-screen`` (search.screen_fraction=0, two generations), ``warm`` (search.warm_start=true:
+  QAT warm-started from the nearest fully trained configuration), ``no-prior``
+  (search.probe_prior=false), ``full-probes`` (search.probe_fraction=1: every probe a full QAT
+  run, two generations).
 
 Cost axis: QAT-run equivalents, what every accuracy cost in samples processed relative to one
 full one-epoch QAT run (``qat_equivalents`` of candidates.csv and run.json): the sensitivity
@@ -57,10 +58,10 @@ SEARCHES = {"paper": (2, ["search.algorithm=nsga2", "search.seeding=uniform",  #
                           *EVERY_RUN_FULL]),
             "nsga2-seeded": (2, ["search.algorithm=nsga2", "search.seeding=sensitivity",
                                  "search.probe_fraction=1", *EVERY_RUN_FULL]),
-            "default": (3, []),  # about 32 equivalents
+            "default": (4, []),  # about 40 equivalents: past 30 on every seed
             "no-screen": (2, ["search.screen_fraction=0"]),
-            "no-warm": (3, ["search.warm_start=false"]),
-            "no-prior": (3, ["search.probe_prior=false"]),
+            "warm": (4, ["search.warm_start=true"]),
+            "no-prior": (4, ["search.probe_prior=false"]),
             "full-probes": (2, ["search.probe_fraction=1"])}
 COMPARED = ["paper", "nsga2-seeded", "default"]
 REFERENCE = np.array([0.0, 1.1, 1.1])

@@ -143,7 +143,7 @@ def test_a_warm_start_loads_the_neighbours_trained_weights(tmp_path: Path) -> No
 
 SCREENED = ["search.parents=4", "search.offspring=4", "search.generations=1",
             "search.bits=[2,8]", "qat.float_epochs=2", "final.evaluate=false",
-            "mapper.max_evaluations=100", "data.resolution=16"]
+            "mapper.max_evaluations=100", "data.resolution=16", "search.warm_start=true"]
 
 
 def _explore(repo: Path, out: Path, sets: list[str], *extra: str) -> None:
@@ -169,7 +169,7 @@ def _beats(other: dict[str, str], row: dict[str, str], margin: float) -> bool:
             and all(float(other[c]) <= float(row[c]) for c in ("energy_pj", "memory_bits")))
 
 
-def test_default_run_screens_warm_starts_and_counts_every_equivalent(
+def test_a_run_screens_warm_starts_and_counts_every_equivalent(
         tmp_path: Path, repo_root: Path) -> None:
     out = tmp_path / "run"
     _explore(repo_root, out, SCREENED)
