@@ -101,7 +101,7 @@ def test_a_fraction_costs_its_share_of_a_full_run_and_full_runs_keep_their_keys(
 
 
 def test_the_warm_start_is_the_nearest_fully_trained_net_that_is_kept(tmp_path: Path) -> None:
-    config = load_config(None, {"data.resolution": 16})
+    config = load_config(None, {"data.resolution": 16, "search.warm_start": True})
     accuracy = Accuracy(config, config.data, 10, store=None, checkpoint_dir=tmp_path)  # type: ignore[arg-type]
     near, far, kept_far = (((4, 4),) * 3, "near"), (((2, 2),) * 3, "far"), \
         (((8, 8),) * 3, "kept-far")
@@ -115,7 +115,7 @@ def test_the_warm_start_is_the_nearest_fully_trained_net_that_is_kept(tmp_path: 
     accuracy.trained_path("near").write_bytes(b"")
     assert accuracy.parent(target, [kept_far, near, far]) == "near"
     assert accuracy.parent(near[0], [near]) is None  # never itself
-    cold = Accuracy(load_config(None, {"search.warm_start": False}), config.data, 10,
+    cold = Accuracy(load_config(None), config.data, 10,  # the default: no warm starts
                     store=None, checkpoint_dir=tmp_path)  # type: ignore[arg-type]
     assert cold.parent(target, [near, far]) is None
 
