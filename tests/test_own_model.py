@@ -246,3 +246,39 @@ def test_a_model_error_names_where_the_model_was_set(tmp_path, repo_root):
                               cwd=repo_root, capture_output=True, text=True, timeout=600)
     line = _one_error_line(evaluate)
     assert line.startswith(f"error: {checkpoint}: model.name: model file ") and "gone.py" in line
+
+
+class ReusedConvNet(nn.Module):
+    """One 3x3 convolution applied twice (shared weights): two layers, one module."""
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.shared = nn.Conv2d(8, 8, 3, padding=1)
+        self.norm = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(x))
+        x = torch.relu(self.norm(self.shared(torch.relu(self.shared(x)))))
+        return self.fc(x.mean((2, 3)))
+
+
+def reused_conv_net(num_classes: int = 10) -> ReusedConvNet:
+    return ReusedConvNet(num_classes)
+
+
+def test_explore_gives_the_calls_of_one_module_one_pair(tmp_path, repo_root):
+    """QAT quantizes a module once: a net that calls one convolution twice is searched with
+    both calls at one (A, W), so no candidate is a configuration QAT cannot build."""
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "wrapper.explore", "-o", str(out)]
+    for item in [*SMALL[:-1], "search.bits=[2,4,8]", "search.generations=2",
+                 "model.name=tests/test_own_model.py:reused_conv_net", "final.evaluate=false"]:
+        args += ["--set", item]
+    run = subprocess.run(args, cwd=repo_root, capture_output=True, text=True, timeout=1500)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = list(csv.DictReader((out / "candidates.csv").open()))
+    assert len({(r["L02_A"], r["L02_W"]) for r in rows}) > 1  # the shared pair is searched
+    assert all((r["L02_A"], r["L02_W"]) == (r["L03_A"], r["L03_W"]) for r in rows)
+    assert not any(r["accuracy_source"].endswith("failed") for r in rows)

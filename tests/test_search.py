@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import pytest
 
-from wrapper.explore.guided import GuidedSettings, RidgeSurrogate, features, guided
+from wrapper.explore.guided import GuidedSettings, RidgeSurrogate, draw_pool, features, guided
 from wrapper.explore.nsga2 import (
     Genome,
     Objective,
@@ -22,6 +22,8 @@ from wrapper.explore.nsga2 import (
     nsga2,
     pareto_front,
     protected_genomes,
+    shared_layers,
+    tie,
 )
 from wrapper.explore.selection import hypervolume
 from wrapper.explore.store import Store
@@ -273,3 +275,29 @@ def test_guided_search_spends_evaluations_only_on_new_children_and_beats_nsga2(
     # With no more evaluations, the guided search covers at least NSGA-II's hypervolume.
     assert len(paper.computed) <= len(evaluator.computed)
     assert _hypervolume(evaluator.computed) >= _hypervolume(paper.computed)
+
+
+def test_calls_of_one_module_always_share_their_pair():
+    """A module called at layers 1, 3 and 5 (and another at 0 and 4): every genome the searches
+    make ties them, and a mutation always changes the genome it mutates."""
+    shared = shared_layers(["a", "conv", "x", "conv", "a", "conv"])
+    assert shared == ((0, 4), (1, 3, 5))
+
+    def tied(genome: Genome) -> bool:
+        return all(len({genome[i] for i in group}) == 1 for group in shared)
+
+    settings = GuidedSettings(bits=BITS, parents=8, offspring=8, pool=40)
+    objectives = [Objective("accuracy", maximize=True), Objective("energy")]
+    for seed in range(20):
+        rng = random.Random(seed)
+        population = initial_population(6, settings, seed, [tuple(
+            (rng.choice(BITS), rng.choice(BITS)) for _ in range(6))], shared)
+        assert all(tied(g) for g in population)
+        for genome in population:
+            child = mutate(genome, BITS, rng, shared)
+            assert tied(child) and child != genome
+        scored = [(g, (rng.random(), rng.random())) for g in population]
+        pool = draw_pool(scored, objectives, settings, rng, set(), shared)
+        assert pool and all(tied(g) for g in pool)
+    assert tie(((2, 2), (3, 3), (4, 4), (5, 5), (6, 6), (7, 7)), shared) == \
+        ((2, 2), (3, 3), (4, 4), (3, 3), (2, 2), (3, 3))

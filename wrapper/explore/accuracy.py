@@ -27,7 +27,7 @@ from ..qat.settings import ModelSpec, TrainSettings, portion
 from ..spec.hashing import content_hash
 from .config import ExperimentConfig
 from .executors import Executor, SerialExecutor, Task
-from .nsga2 import Genome
+from .nsga2 import Genome, Shared
 from .store import AccuracyResult, Store
 
 
@@ -239,13 +239,16 @@ class Accuracy:
 
     # -- per-layer sensitivity: one layer at a time at the lowest width, no training ---------
 
-    def probes(self, n_layers: int) -> list[tuple[str, Genome]]:
+    def probes(self, n_layers: int, shared: Shared = ()) -> list[tuple[str, Genome]]:
         """(store key, genome) of each layer's sensitivity probe: that layer alone at the lowest
-        searched width, every other layer at the widest."""
+        searched width, every other layer at the widest (the calls of a module in ``shared``
+        together, since they share one pair)."""
         bits = self.config.search.bits
         low, high = min(bits), max(bits)
         settings = self.probe_settings()
-        genomes = [tuple((low, low) if i == layer else (high, high) for i in range(n_layers))
+        together = {i: set(group) for group in shared for i in group}
+        genomes = [tuple((low, low) if i in together.get(layer, {layer}) else (high, high)
+                         for i in range(n_layers))
                    for layer in range(n_layers)]
         return [(self._key("sensitivity", g, settings), g) for g in genomes]
 
@@ -260,14 +263,14 @@ class Accuracy:
         results = (self.store.get_accuracy(key) for key in dict.fromkeys(keys))
         return round(sum(r.equivalents or 0.0 for r in results if r is not None), 3)
 
-    def probe_accuracies(self, n_layers: int, executor: Executor) -> list[float]:
+    def probe_accuracies(self, n_layers: int, shared: Shared, executor: Executor) -> list[float]:
         """Per layer the validation top-1 of that layer alone at the lowest searched width
         (every other layer at the widest), without training: the first fidelity level. Stored
         like any accuracy, so a resumed run reuses the probes."""
         low = min(self.config.search.bits)
         settings = self.probe_settings()
         self.float_checkpoint(executor)
-        probes = self.probes(n_layers)
+        probes = self.probes(n_layers, shared)
         cost = self.equivalents(settings, trained=False)
         jobs = {key: (genome, f"ptq-w{low}", (genome, self.data_spec, settings,
                                                self.float_checkpoint(), self.config.qat.threads),

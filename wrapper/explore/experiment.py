@@ -23,7 +23,7 @@ from typing import Sequence
 from tqdm import tqdm
 
 from ..errors import ConfigError, PrecisionError
-from ..network.layers import Layer, extract_layers
+from ..network.layers import Layer, trace_model
 from ..network.registry import build_network, check_class_count
 from ..spec.arch import Arch, arch_from_dict
 from ..spec.constraints import adapt_constraints_for_shape
@@ -35,7 +35,8 @@ from .config import ArchConfig, ExperimentConfig, load_config, save_config
 from .executors import Executor, make_executor
 from .guided import guided, probe_weights
 from .hardware import HardwareCost, layer_precisions
-from .nsga2 import Genome, Objective, SearchResult, nsga2, protected_genomes, uniform_genomes
+from .nsga2 import (Genome, Objective, SearchResult, Shared, nsga2, protected_genomes,
+                    shared_layers, uniform_genomes)
 from .report import write_report
 from .results import Candidate, FrontPoint, Reference, RunResult, SeedScores, point_id
 from .selection import choose_final
@@ -75,6 +76,7 @@ class Experiment:
         self.data_spec: object | None = None
         self.num_classes = 0
         self.layers: list[Layer] = []
+        self.shared: Shared = ()  # layers that are calls of one module (one (A, W) pair)
         self.archs: dict[str, Arch] = {}
         self.store: Store | None = None
         self.executor: Executor | None = None
@@ -96,7 +98,7 @@ class Experiment:
         """Load the data, trace the net, render the arch and check the word widths (no
         training, no mapping): every setup error surfaces here, before any work."""
         self.data_spec, self.num_classes = self._data()
-        self.layers = self._layers(self.num_classes)
+        self.layers, self.shared = self._layers(self.num_classes)
         self.archs = build_archs(self.config.arch, self.out / "arch")
         self._check_bits()
 
@@ -139,12 +141,14 @@ class Experiment:
         spec = self.config.data
         return spec, cached_data(spec).num_classes  # type: ignore[attr-defined]
 
-    def _layers(self, num_classes: int) -> list[Layer]:
+    def _layers(self, num_classes: int) -> tuple[list[Layer], Shared]:
+        """The net's layers in call order, and which of them call one module."""
         model = replace(self.config.model, num_classes=num_classes)
         net = build_network(model.name, **model.network_args())
         check_class_count(net, model.name, num_classes, self.config.data.resolution)
-        return extract_layers(net, self.config.data.resolution,
-                              skip_unsupported=model.skip_unsupported)
+        traced = trace_model(net, self.config.data.resolution,
+                             skip_unsupported=model.skip_unsupported)
+        return [t.layer for t in traced], shared_layers([t.module_name for t in traced])
 
     # -- scoring -----------------------------------------------------------------------------
 
@@ -298,7 +302,7 @@ class Experiment:
         algorithm = {"nsga2": nsga2, "guided": guided}[search.algorithm]
         return algorithm(len(self.layers), self.objectives, _Scorer(self), search,
                          seed=self.config.seed, store=self.store, run=self.run_id, resume=resume,
-                         seeds=self._seeds(probes), **options)
+                         seeds=self._seeds(probes), shared=self.shared, **options)
 
     def _probes(self) -> list[float]:
         """The sensitivity probes' accuracies, per layer, when the search uses them
@@ -306,7 +310,7 @@ class Experiment:
         if not self._uses_probes():
             return []
         assert self.accuracy is not None and self.executor is not None
-        return self.accuracy.probe_accuracies(len(self.layers), self.executor)
+        return self.accuracy.probe_accuracies(len(self.layers), self.shared, self.executor)
 
     def _uses_probes(self) -> bool:
         search = self.config.search
@@ -423,7 +427,8 @@ class Experiment:
         for (_, phase), (key, _) in keys.items():
             by_level[is_screen(phase)].append(key)
         search, screens = self.accuracy.spent(by_level[False]), self.accuracy.spent(by_level[True])
-        probes = (self.accuracy.spent([k for k, _ in self.accuracy.probes(len(self.layers))])
+        probes = (self.accuracy.spent([k for k, _ in self.accuracy.probes(len(self.layers),
+                                                                            self.shared)])
                   if self._uses_probes() else 0.0)
         final = 0.0
         if self.config.final.evaluate:

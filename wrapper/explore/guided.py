@@ -40,6 +40,7 @@ from .nsga2 import (
     Scored,
     SearchResult,
     SearchSettings,
+    Shared,
     fitness_class,
     initial_population,
     make_offspring,
@@ -151,15 +152,16 @@ def predict_unknown(archive: Sequence[Scored], pool: Sequence[Genome],
 
 
 def draw_pool(population: Sequence[Scored], objectives: Sequence[Objective],
-              settings: GuidedSettings, rng: random.Random, exclude: set[Genome]) -> list[Genome]:
+              settings: GuidedSettings, rng: random.Random, exclude: set[Genome],
+              shared: Shared = ()) -> list[Genome]:
     """Up to ``settings.pool`` distinct new children: NSGA-II variation, then extra one-gene
     mutations (1 to pool_mutations) so children move further per generation."""
     parents = to_individuals(population, fitness_class(objectives))
-    children = make_offspring(parents, replace(settings, offspring=settings.pool), rng)
+    children = make_offspring(parents, replace(settings, offspring=settings.pool), rng, shared)
     pool: dict[Genome, None] = {}
     for child in children:
         for _ in range(rng.randint(1, settings.pool_mutations) - 1):
-            child = mutate(child, settings.bits, rng)
+            child = mutate(child, settings.bits, rng, shared)
         if child not in exclude:
             pool[child] = None
     return list(pool)
@@ -189,7 +191,7 @@ def choose(archive: Sequence[Scored], pool: Sequence[Genome],
 def guided(n_layers: int, objectives: Sequence[Objective], evaluate: CostEvaluator,
            settings: GuidedSettings, *, seed: int = 0, store: Store | None = None, run: str = "",
            resume: bool = False, seeds: Sequence[Genome] = (),
-           layer_weights: Sequence[float] | None = None) -> SearchResult:
+           layer_weights: Sequence[float] | None = None, shared: Shared = ()) -> SearchResult:
     """Run (or continue) the surrogate-guided search; same contract as `nsga2.nsga2`, plus
     the surrogate's per-layer feature weights (`probe_weights`).
 
@@ -209,7 +211,7 @@ def guided(n_layers: int, objectives: Sequence[Objective], evaluate: CostEvaluat
                             if r.generation == start))
     else:
         start = 0
-        drawn = initial_population(n_layers, settings, seed, seeds)
+        drawn = initial_population(n_layers, settings, seed, seeds, shared)
         genomes = promoted(evaluate, drawn, 0)
         population = list(zip(genomes, evaluate(genomes, 0)))
         archive = population + _dropped(evaluate, drawn, genomes, 0)
@@ -220,7 +222,7 @@ def guided(n_layers: int, objectives: Sequence[Objective], evaluate: CostEvaluat
             population = list(zip(genomes, evaluate(genomes, generation)))
             archive = list(population)
         rng = _rng(seed, generation)
-        pool = draw_pool(population, objectives, settings, rng, {g for g, _ in archive})
+        pool = draw_pool(population, objectives, settings, rng, {g for g, _ in archive}, shared)
         children = []
         if pool:
             predicted = predict_unknown(archive, pool, evaluate.costs(pool, generation),

@@ -11,6 +11,11 @@ evaluator's store makes the replayed evaluations free.
 
 Genomes are tuples of tuples: variation always builds new genomes, so a child can never alias
 (and later mutate) its parent's genes.
+
+A net that calls one Conv2d/Linear module more than once has one layer per call but one set of
+weights, which QAT quantizes once: such calls share their (A, W). ``shared`` lists those groups
+of layer indices; every genome the search makes gives a group its first call's pair, and
+mutation redraws only a group's first call (so a mutation is never undone).
 """
 
 from __future__ import annotations
@@ -27,6 +32,32 @@ from .store import GenerationRecord, Store
 
 Genome = tuple[tuple[int, int], ...]
 Scored = tuple[Genome, tuple[float, ...]]
+Shared = tuple[tuple[int, ...], ...]  # layer indices calling one module, first call first
+
+
+def shared_layers(module_names: Sequence[str]) -> Shared:
+    """The groups of two or more layers (by index) that are calls of one module."""
+    calls: dict[str, list[int]] = {}
+    for index, name in enumerate(module_names):
+        calls.setdefault(name, []).append(index)
+    return tuple(tuple(group) for group in calls.values() if len(group) > 1)
+
+
+def tie(genome: Genome, shared: Shared) -> Genome:
+    """The genome with every later call of a shared module at its first call's (A, W)."""
+    if not shared:
+        return genome
+    pairs = list(genome)
+    for first, *later in shared:
+        for index in later:
+            pairs[index] = pairs[first]
+    return tuple(pairs)
+
+
+def free_layers(n_layers: int, shared: Shared) -> list[int]:
+    """The layers whose pair is the search's to choose: all but the later calls of a module."""
+    later = {index for group in shared for index in group[1:]}
+    return [index for index in range(n_layers) if index not in later]
 
 
 @dataclass(frozen=True)
@@ -131,14 +162,15 @@ def protected_genomes(bits: Sequence[int], ranking: Sequence[int], count: int) -
 
 
 def initial_population(n_layers: int, settings: SearchSettings, seed: int = 0,
-                       extra: Sequence[Genome] = ()) -> list[Genome]:
+                       extra: Sequence[Genome] = (), shared: Shared = ()) -> list[Genome]:
     """Uniform seeds first, then the ``extra`` seeds, then random genomes up to the parent
-    count."""
+    count (all tied to ``shared``)."""
     rng = _rng(seed, 0)
     genomes = uniform_genomes(n_layers, settings.bits, settings.parents)
-    genomes += [g for g in extra if g not in genomes][:max(0, settings.parents - len(genomes))]
+    seeds = dict.fromkeys(tie(g, shared) for g in extra)
+    genomes += [g for g in seeds if g not in genomes][:max(0, settings.parents - len(genomes))]
     while len(genomes) < settings.parents:
-        genomes.append(random_genome(n_layers, settings.bits, rng))
+        genomes.append(tie(random_genome(n_layers, settings.bits, rng), shared))
     return genomes
 
 
@@ -154,15 +186,18 @@ def crossover(first: Genome, second: Genome, rng: random.Random) -> tuple[Genome
     return tuple(a), tuple(b)
 
 
-def mutate(genome: Genome, bits: Sequence[int], rng: random.Random) -> Genome:
-    """Redraw one layer's A or W to a different value of the bit set."""
-    layer = rng.randrange(len(genome))
+def mutate(genome: Genome, bits: Sequence[int], rng: random.Random,
+           shared: Shared = ()) -> Genome:
+    """Redraw one layer's A or W to a different value of the bit set (a shared module's
+    calls together)."""
+    layers = free_layers(len(genome), shared)
+    layer = layers[rng.randrange(len(layers))]
     which = rng.randrange(2)
     current = genome[layer][which]
     options = [b for b in bits if b != current] or [current]
     pair = list(genome[layer])
     pair[which] = rng.choice(options)
-    return genome[:layer] + (tuple(pair),) + genome[layer + 1:]  # type: ignore[return-value]
+    return tie(genome[:layer] + (tuple(pair),) + genome[layer + 1:], shared)  # type: ignore[arg-type]
 
 
 def to_individuals(scored: Sequence[Scored], fitness: type[base.Fitness]) -> list[_Individual]:
@@ -202,19 +237,20 @@ def _tournament(population: list[_Individual], ranks: dict[int, int], count: int
 
 
 def make_offspring(parents: list[_Individual], settings: SearchSettings,
-                   rng: random.Random) -> list[Genome]:
+                   rng: random.Random, shared: Shared = ()) -> list[Genome]:
     """Tournament-selected pairs, crossover with crossover_prob, each child mutated with
-    mutation_prob (a child equal to a parent is always mutated, so no clone is evaluated as new)."""
+    mutation_prob (a child equal to a parent is always mutated, so no clone is evaluated as new);
+    children tied to ``shared``."""
     ranks = _rank_and_crowd(parents)
     mates = _tournament(parents, ranks, settings.offspring + settings.offspring % 2, rng)
     children: list[Genome] = []
     for first, second in zip(mates[::2], mates[1::2]):
         a, b = tuple(first), tuple(second)
         if rng.random() < settings.crossover_prob:
-            a, b = crossover(a, b, rng)
+            a, b = (tie(child, shared) for child in crossover(a, b, rng))
         for child, parent_pair in ((a, (first, second)), (b, (first, second))):
             if rng.random() < settings.mutation_prob or child in map(tuple, parent_pair):
-                child = mutate(child, settings.bits, rng)
+                child = mutate(child, settings.bits, rng, shared)
             children.append(child)
     return children[:settings.offspring]
 
@@ -229,12 +265,13 @@ def pareto_front(scored: Sequence[Scored], objectives: Sequence[Objective]) -> l
 
 def nsga2(n_layers: int, objectives: Sequence[Objective], evaluate: Evaluator,
           settings: SearchSettings, *, seed: int = 0, store: Store | None = None, run: str = "",
-          resume: bool = False, seeds: Sequence[Genome] = ()) -> SearchResult:
+          resume: bool = False, seeds: Sequence[Genome] = (), shared: Shared = ()) -> SearchResult:
     """Run (or continue) NSGA-II; returns the final population and its Pareto front.
 
     With ``store``, every finished generation is journaled under ``run``; with ``resume`` the
     search starts after the last journaled generation instead of from scratch. ``seeds`` join
-    the uniform ones in the initial population (`initial_population`).
+    the uniform ones in the initial population (`initial_population`); the layers in a group
+    of ``shared`` always carry one pair.
     """
     fitness = fitness_class(objectives)
     history = store.generations(run) if store is not None and resume else []
@@ -245,7 +282,8 @@ def nsga2(n_layers: int, objectives: Sequence[Objective], evaluate: Evaluator,
         population = to_individuals(history[-1].population, fitness)
     else:
         start = 0
-        genomes = promoted(evaluate, initial_population(n_layers, settings, seed, seeds), 0)
+        genomes = promoted(evaluate, initial_population(n_layers, settings, seed, seeds, shared),
+                           0)
         population = to_individuals(list(zip(genomes, evaluate(genomes, 0))), fitness)
         _journal(store, run, 0, population)
     for generation in range(start + 1, settings.generations + 1):
@@ -253,7 +291,8 @@ def nsga2(n_layers: int, objectives: Sequence[Objective], evaluate: Evaluator,
             genomes = [tuple(ind) for ind in population]
             population = to_individuals(list(zip(genomes, evaluate(genomes, generation))), fitness)
         rng = _rng(seed, generation)
-        children = promoted(evaluate, make_offspring(population, settings, rng), generation)
+        children = promoted(evaluate, make_offspring(population, settings, rng, shared),
+                            generation)
         scored = to_individuals(list(zip(children, evaluate(children, generation))), fitness) \
             if children else []
         population = tools.selNSGA2(population + scored, settings.parents)
