@@ -76,10 +76,11 @@ class SearchConfig(GuidedSettings):
     a large pool of children by predicted accuracy and exact hardware cost and trains only the
     best (wrapper/explore/guided.py). ``seeding``: 'uniform' is the paper's initial population,
     'sensitivity' adds seeds that keep the layers a one-at-a-time probe found most sensitive
-    wide. ``screen_fraction``, ``warm_start`` and ``probe_prior`` spend fewer QAT-run
-    equivalents per front (docs/search.md, "Fewer QAT runs"). The defaults are the combination
-    that reached the best hypervolume per QAT run (benchmarks/bench_search.py);
-    experiments/paper.yaml sets the paper's."""
+    wide. ``screen_fraction``, ``probe_fraction`` and ``probe_prior`` spend fewer QAT-run
+    equivalents per front (docs/search.md, "Fewer QAT runs"); ``warm_start`` is there to try,
+    off since it measured worse. The defaults are the combination that reached the best
+    hypervolume per QAT run (benchmarks/bench_search.py); experiments/paper.yaml sets the
+    paper's."""
 
     algorithm: str = setting("guided", choices=ALGORITHMS, help="search algorithm")
     seeding: str = setting("sensitivity", choices=SEEDINGS,
