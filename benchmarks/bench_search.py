@@ -94,6 +94,17 @@ def run(out: Path, search: str, seed: int, generations: int | None, extra: list[
 Point = tuple[tuple[int, ...], tuple[float, ...], float, bool]  # bits, values, cost, full
 
 
+def _bits(row: dict[str, str]) -> tuple[int, ...]:
+    """A candidates.csv row's configuration: its per-layer A and W columns in order."""
+    return tuple(int(v) for k, v in row.items() if k.startswith("L") and v)
+
+
+def _vector(values: tuple[float, ...], scale: tuple[float, float]) -> np.ndarray:
+    """(validation accuracy, energy, memory) as the minimized, normalized HV coordinates."""
+    accuracy, energy, memory = values
+    return np.array([-accuracy, energy / scale[0], memory / scale[1]])
+
+
 def archive(folder: Path) -> tuple[float, list[Point]]:
     """The probes' cost, then each distinct accuracy (configuration and fidelity) in the order
     the run made it: bits, (validation accuracy, energy, memory), its cost, and whether it is a
@@ -103,7 +114,7 @@ def archive(folder: Path) -> tuple[float, list[Point]]:
         rows = list(csv.DictReader(handle))
     seen: dict[tuple[tuple[int, ...], bool], tuple[tuple[float, ...], float]] = {}
     for row in rows:
-        bits = tuple(int(v) for k, v in row.items() if k.startswith("L") and v)
+        bits = _bits(row)
         full = not row["accuracy_source"].startswith("screen")
         if (bits, full) not in seen and row["val_accuracy"]:
             seen[bits, full] = ((float(row["val_accuracy"]),
@@ -126,9 +137,9 @@ def hv_curve(probes: float, points: list[Point], scale: tuple[float, float]) -> 
     """(equivalents spent, hypervolume of the full QAT results so far) after each accuracy."""
     indicator = HV(ref_point=REFERENCE)
     spent, curve, front = probes, [], []
-    for _, (acc, energy, memory), cost, full in points:
+    for _, values, cost, full in points:
         spent += cost
-        vector = np.array([-acc, energy / scale[0], memory / scale[1]])
+        vector = _vector(values, scale)
         if full and np.all(np.isfinite(vector) & (vector < REFERENCE)):
             front.append(vector)
         curve.append((spent, float(indicator(np.array(front))) if front else 0.0))
@@ -161,8 +172,7 @@ def union_hypervolume(archives: dict[tuple[str, int], tuple[float, list[Point]]]
     every run's QAT together found, a ceiling for the front of any one run."""
     found = {bits: values for _, points in archives.values()
              for bits, values, _, full in points if full}
-    vectors = np.array([[-acc, energy / scale[0], memory / scale[1]]
-                        for acc, energy, memory in found.values()])
+    vectors = np.array([_vector(values, scale) for values in found.values()])
     inside = vectors[np.all(vectors < REFERENCE, axis=1)]
     return len(found), float(HV(ref_point=REFERENCE)(inside)) if len(inside) else 0.0
 
@@ -171,9 +181,7 @@ def later_accuracies(folder: Path) -> dict[tuple[int, ...], float]:
     """Validation accuracy of every full QAT after the initial population (the only ones a
     warm start can change: the first generation has no trained net to start from)."""
     with open(folder / "candidates.csv") as handle:
-        return {tuple(int(v) for k, v in row.items() if k.startswith("L") and v):
-                float(row["val_accuracy"])
-                for row in csv.DictReader(handle)
+        return {_bits(row): float(row["val_accuracy"]) for row in csv.DictReader(handle)
                 if row["val_accuracy"] and int(row["generation"]) > 0
                 and not row["accuracy_source"].startswith("screen")}
 

@@ -170,6 +170,13 @@ def test_explore_runs_a_users_model_end_to_end(tmp_path, repo_root):
     assert len(list((out / "mappings" / "P01").glob("L*.map.yaml"))) == 9
 
 
+def _one_error_line(run: subprocess.CompletedProcess) -> str:
+    assert run.returncode == 2, run.stderr[-2000:]
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    return lines[0]
+
+
 def seven_class_net() -> nn.Module:
     """A user's net that fixes its own class count (no num_classes keyword): 7 outputs."""
     return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
@@ -189,10 +196,8 @@ def test_a_net_with_fewer_outputs_than_the_datas_classes_is_one_line(
         ["--out", str(tmp_path / "float.pt")]
     run = subprocess.run([sys.executable, *command, *out], cwd=repo_root, capture_output=True,
                          text=True, timeout=600)
-    assert run.returncode == 2
-    lines = run.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in run.stderr, run.stderr[-2000:]
-    assert "7 logits" in lines[0] and "10 classes" in lines[0] and "model.kwargs" in lines[0]
+    line = _one_error_line(run)
+    assert "7 logits" in line and "10 classes" in line and "model.kwargs" in line
     assert not (tmp_path / "float.pt").exists()
 
 
@@ -210,13 +215,6 @@ class FunctionalNet(nn.Module):
 
 def functional_net(num_classes: int = 10) -> FunctionalNet:
     return FunctionalNet(num_classes)
-
-
-def _one_error_line(run: subprocess.CompletedProcess) -> str:
-    assert run.returncode == 2, run.stderr[-2000:]
-    lines = run.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in run.stderr, run.stderr[-2000:]
-    return lines[0]
 
 
 def test_a_model_error_names_where_the_model_was_set(tmp_path, repo_root):

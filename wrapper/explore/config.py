@@ -306,7 +306,7 @@ def _check_model(config: ExperimentConfig, source: str) -> None:
     try:
         check_model(config.model)
     except ConfigError as exc:
-        raise ConfigError(exc.problem, file=source, field=exc.field, fix=exc.fix) from None
+        raise exc.located(source) from None
 
 
 def _check_search(search: SearchConfig, source: str) -> None:
